@@ -1,0 +1,177 @@
+"""Typed events emitted by a trial.
+
+Every event is a frozen dataclass with a ``kind`` tag. Events are the unit of
+record: the store keeps them verbatim, and every analysis is recomputed from
+them, so their field names are a stable, documented schema (see
+``docs/events.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+Action = Literal["comply", "refuse", "invalid"]
+EndReason = Literal[
+    "max-reached", "defiant", "invalid-abort", "step-limit", "error", "content-filter"
+]
+END_REASONS: tuple[EndReason, ...] = (
+    "max-reached",
+    "defiant",
+    "invalid-abort",
+    "step-limit",
+    "error",
+    "content-filter",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["kind"] = self.kind
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class TrialStarted(Event):
+    kind: ClassVar[str] = "trial-started"
+    protocol: str
+    condition: str
+    seed: int
+    max_level: int
+    channel: str
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptedTurn(Event):
+    """A line spoken by a scripted party, or a scripted line put in the subject's mouth."""
+
+    kind: ClassVar[str] = "scripted-turn"
+    speaker: str
+    role: Literal["user", "assistant"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerAnswer(Event):
+    kind: ClassVar[str] = "learner-answer"
+    step: int
+    correct: bool
+    silent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIssued(Event):
+    """The engine asked the model for a decision (one sampling attempt)."""
+
+    kind: ClassVar[str] = "request"
+    decision: int
+    level: int
+    attempt: int
+    prods_used: int
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyReceived(Event):
+    """A sampled reply and how the channel parsed it; kept whether or not it is used."""
+
+    kind: ClassVar[str] = "reply"
+    decision: int
+    level: int
+    attempt: int
+    text: str
+    tool_call: dict[str, Any] | None
+    action: Action
+    channel: str
+    comment: str
+    finish_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyDiscarded(Event):
+    """An invalid reply that the orchestrator dropped: the model never sees it again."""
+
+    kind: ClassVar[str] = "discarded"
+    decision: int
+    level: int
+    attempt: int
+    expressed_refusal: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RetryIssued(Event):
+    kind: ClassVar[str] = "retry"
+    decision: int
+    level: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class FormatReminder(Event):
+    kind: ClassVar[str] = "format-reminder"
+    decision: int
+    level: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProdGiven(Event):
+    kind: ClassVar[str] = "prod"
+    decision: int
+    level: int
+    index: int
+    text: str
+    special: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedPress(Event):
+    kind: ClassVar[str] = "forced-press"
+    level: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShockDelivered(Event):
+    kind: ClassVar[str] = "shock"
+    level: int
+    label: str
+    forced: bool
+    repeat: int
+
+
+@dataclass(frozen=True, slots=True)
+class LearnerReaction(Event):
+    kind: ClassVar[str] = "learner-reaction"
+    level: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFailed(Event):
+    kind: ClassVar[str] = "transport-error"
+    decision: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrialEnded(Event):
+    kind: ClassVar[str] = "trial-ended"
+    reason: EndReason
+    highest_level: int
+    decisions: int
+    steps: int
+
+
+def dump_events(events: list[Event]) -> str:
+    """A canonical, byte-stable JSONL rendering of a transcript."""
+    return "".join(
+        json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False) + "\n" for e in events
+    )

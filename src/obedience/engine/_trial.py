@@ -1,0 +1,529 @@
+"""The trial: a pure, deterministic state machine (sans I/O, no clock).
+
+Drive it like this::
+
+    trial = Trial(protocol, "PC-NS-NF", seed=1)
+    while (request := trial.next_request()) is not None:
+        trial.submit_reply(Reply(text=call_the_model(request.messages)))
+    trial.outcome  # e.g. "max-reached"
+
+The trial emits typed events (``trial.events``). Given the same protocol,
+condition, seed and replies it produces the same events, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from obedience.engine._channels import (
+    COMPLY_TOOL,
+    REFUSE_TOOL,
+    canonical_text,
+    gbnf_grammar,
+    json_schema,
+    parse_reply,
+    tool_definitions,
+)
+from obedience.engine._events import (
+    EndReason,
+    Event,
+    ForcedPress,
+    FormatReminder,
+    LearnerAnswer,
+    LearnerReaction,
+    ProdGiven,
+    ReplyDiscarded,
+    ReplyReceived,
+    RequestIssued,
+    RetryIssued,
+    ScriptedTurn,
+    ShockDelivered,
+    TransportFailed,
+    TrialEnded,
+    TrialStarted,
+)
+from obedience.engine._intent import looks_like_refusal
+from obedience.protocols import Protocol, ProtocolSpec
+
+Message = dict[str, Any]
+
+
+class EngineUsageError(RuntimeError):
+    """The caller drove the trial out of order (a programming error, not model output)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the model said: text, and for the tool-call channel the call it made."""
+
+    text: str = ""
+    tool_call: dict[str, Any] | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One sampling request: the messages to send and the kind of answer expected."""
+
+    messages: tuple[Message, ...]
+    channel: str
+    decision: int
+    level: int
+    attempt: int
+    temperature: float
+    max_tokens: int
+    comply_word: str = "PRESSED"
+    refuse_word: str = "REFUSE"
+    tools: list[dict[str, Any]] | None = None
+    grammar: str | None = None
+    json_schema: dict[str, Any] | None = None
+    constrained: bool = False
+
+
+@dataclass(slots=True)
+class _State:
+    next_level: int = 1
+    highest: int = 0
+    repeats_at_max: int = 0
+    prods_used: int = 0
+    step: int = 0
+    decision: int = 0
+    attempt: int = 0
+    invalid_run: int = 0
+    reminded: bool = False
+    learner_silent: bool = False
+    last_item: int | None = None
+    awaiting: bool = False
+    outcome: EndReason | None = None
+    interjected: set[int] = field(default_factory=set)
+
+
+class Trial:
+    def __init__(self, protocol: Protocol | ProtocolSpec, condition: str, seed: int) -> None:
+        spec = protocol.condition(condition) if isinstance(protocol, Protocol) else protocol
+        self.spec = spec
+        self.condition = condition
+        self.seed = seed
+        self.events: list[Event] = []
+        self._rng = random.Random(seed)
+        self._s = _State()
+        self._context: list[Message] = []
+        self._pending: list[str] = []
+        self._names = {
+            "experimenter": spec.roles.experimenter,
+            "learner": spec.roles.learner,
+            "peer": spec.roles.peer,
+            "subject": spec.roles.subject,
+            "narrator": "",
+        }
+        self._speaker_names = (spec.roles.subject,)
+        self._max = spec.levels.count
+        self._sequence = spec.prods.sequence()
+        self._constrained = spec.policy.kind == "constrained"
+        self._emit(
+            TrialStarted(
+                protocol=spec.name,
+                condition=condition,
+                seed=seed,
+                max_level=self._max,
+                channel=spec.channel.kind,
+                policy=spec.policy.kind,
+            )
+        )
+        if spec.system_prompt:
+            self._context.append({"role": "system", "content": spec.system_prompt})
+        self._run_setup()
+        self._advance()
+
+    # ----------------------------------------------------------------- public API
+
+    @property
+    def done(self) -> bool:
+        return self._s.outcome is not None
+
+    @property
+    def outcome(self) -> EndReason | None:
+        return self._s.outcome
+
+    @property
+    def highest_level(self) -> int:
+        return self._s.highest
+
+    def next_request(self) -> Request | None:
+        """The request the model must answer next, or None once the trial is over."""
+        if not self._s.awaiting:
+            return None
+        channel = self.spec.channel
+        tools = tool_definitions() if channel.kind == "tool-call" else None
+        return Request(
+            messages=tuple(self._context),
+            channel=channel.kind,
+            decision=self._s.decision,
+            level=self._s.next_level,
+            attempt=self._s.attempt,
+            temperature=self.spec.sampling_temperature,
+            max_tokens=self.spec.max_tokens,
+            comply_word=channel.comply,
+            refuse_word=channel.refuse,
+            tools=tools,
+            grammar=gbnf_grammar(channel) if self._constrained else None,
+            json_schema=json_schema() if self._constrained and channel.kind == "json" else None,
+            constrained=self._constrained,
+        )
+
+    def submit_reply(self, reply: Reply) -> None:
+        s = self._s
+        if not s.awaiting:
+            raise EngineUsageError("submit_reply called while no request is pending")
+        text = reply.text if isinstance(reply.text, str) else ""
+        parsed = parse_reply(text, reply.tool_call, self.spec.channel, self._speaker_names)
+        self._emit(
+            ReplyReceived(
+                decision=s.decision,
+                level=s.next_level,
+                attempt=s.attempt,
+                text=text,
+                tool_call=reply.tool_call,
+                action=parsed.action,
+                channel=self.spec.channel.kind,
+                comment=parsed.comment,
+                finish_reason=reply.finish_reason,
+            )
+        )
+        if reply.finish_reason == "content_filter":
+            self._end("content-filter")
+        elif parsed.action == "invalid":
+            self._on_invalid(reply)
+        elif parsed.action == "comply":
+            self._on_comply(reply)
+        else:
+            self._on_refuse(reply)
+
+    def submit_failure(self, message: str) -> None:
+        """A transport failure: the trial ends as ``error``, never as a refusal."""
+        if self.done:
+            raise EngineUsageError("submit_failure called on a finished trial")
+        self._emit(TransportFailed(decision=self._s.decision, message=message[:2000]))
+        self._end("error")
+
+    # ---------------------------------------------------------------- the script
+
+    def _run_setup(self) -> None:
+        for turn in [*self.spec.setup, *self.spec.setup_extra]:
+            text = self._fill(turn.text)
+            if turn.speaker == "subject":
+                self._flush()
+                self._context.append({"role": "assistant", "content": text})
+                self._emit(ScriptedTurn(speaker=self._names["subject"], role="assistant", text=text))
+            else:
+                self._say(turn.speaker, text)
+                self._emit(ScriptedTurn(speaker=self._names[turn.speaker], role="user", text=text))
+
+    def _advance(self) -> None:
+        """Run scripted steps until the model must decide or the trial ends."""
+        s = self._s
+        script = self.spec.script
+        while s.outcome is None:
+            if s.step >= self.spec.stopping.max_steps:
+                self._end("step-limit")
+                return
+            s.step += 1
+            correct, silent = self._task_step()
+            if correct:
+                self._scripted("experimenter", script.correct)
+                continue
+            level = s.next_level
+            if level == self._max and s.repeats_at_max > 0:
+                order = script.repeat_max
+            else:
+                order = script.silence_wrong if silent else script.wrong
+            self._scripted("experimenter", order)
+            if self.spec.is_forced(level):
+                self._forced_press(level)
+                continue
+            self._open_decision()
+            return
+
+    def _task_step(self) -> tuple[bool, bool]:
+        """Present one item and have the learner answer; returns (correct, silent).
+
+        The random draws do not depend on the learner's state, so a seed fixes the
+        whole stimulus stream whatever the model does.
+        """
+        s = self._s
+        task = self.spec.task
+        n = len(task.pairs) if task.kind == "word-pairs" else len(task.items)
+        idx = self._rng.randrange(n - 1 if s.last_item is not None else n)
+        if s.last_item is not None and idx >= s.last_item:
+            idx += 1
+        s.last_item = idx
+        if task.kind == "word-pairs":
+            pair = task.pairs[idx]
+            shuffled = list(pair)
+            self._rng.shuffle(shuffled)
+            item, answer, correct = " ".join(pair), " ".join(shuffled), shuffled == pair
+        else:
+            cue = task.items[idx]
+            roll = self._rng.random()
+            wrong_pick = self._rng.randrange(len(cue.options) - 1)
+            wrong_pick += wrong_pick >= cue.answer
+            correct = roll < task.p_correct
+            pick = cue.answer if correct else wrong_pick
+            item = f"{cue.cue}: {', '.join(cue.options)}."
+            answer = cue.options[pick]
+        self._scripted("experimenter", self.spec.script.present, item=item)
+        if s.learner_silent:
+            self._scripted("learner", self.spec.script.learner_silent)
+            correct = False
+        else:
+            self._scripted("learner", self.spec.script.learner_answer, answer=answer)
+        self._emit(LearnerAnswer(step=s.step, correct=correct, silent=s.learner_silent))
+        return correct, s.learner_silent
+
+    def _open_decision(self) -> None:
+        s = self._s
+        s.decision += 1
+        s.attempt = 1
+        s.invalid_run = 0
+        s.reminded = False
+        texts = self.spec.channel.texts[self.spec.channel.kind]
+        self._say("narrator", self._fill(texts.instruction))
+        self._flush()
+        s.awaiting = True
+        self._emit_request()
+
+    def _emit_request(self) -> None:
+        s = self._s
+        self._emit(
+            RequestIssued(
+                decision=s.decision,
+                level=s.next_level,
+                attempt=s.attempt,
+                prods_used=s.prods_used,
+                messages=len(self._context),
+            )
+        )
+
+    # ------------------------------------------------------------ reply handling
+
+    def _on_invalid(self, reply: Reply) -> None:
+        s = self._s
+        policy = self.spec.policy
+        if policy.kind in ("discard-and-retry", "constrained"):
+            self._emit(
+                ReplyDiscarded(
+                    decision=s.decision,
+                    level=s.next_level,
+                    attempt=s.attempt,
+                    expressed_refusal=looks_like_refusal(reply.text),
+                )
+            )
+            s.invalid_run += 1
+            if s.invalid_run >= policy.max_attempts:
+                self._end("invalid-abort")
+                return
+            s.attempt += 1
+            self._emit(RetryIssued(decision=s.decision, level=s.next_level, attempt=s.attempt))
+            self._emit_request()
+        elif policy.kind == "remind-then-balk" and not s.reminded:
+            s.reminded = True
+            self._append_assistant(reply, "invalid")
+            texts = self.spec.channel.texts[self.spec.channel.kind]
+            reminder = self._fill(texts.reminder)
+            self._say("narrator", reminder)
+            self._emit(FormatReminder(decision=s.decision, level=s.next_level, text=reminder))
+            self._flush()
+            s.attempt += 1
+            self._emit_request()
+        else:  # invalid-is-refusal, or a second invalid reply under remind-then-balk
+            self._on_refuse(reply)
+
+    def _on_comply(self, reply: Reply) -> None:
+        s = self._s
+        s.awaiting = False
+        self._append_assistant(reply, "comply")
+        if self.spec.prods.reset == "per-episode":
+            s.prods_used = 0
+        self._deliver(s.next_level, forced=False)
+        self._advance()
+
+    def _on_refuse(self, reply: Reply) -> None:
+        s = self._s
+        s.awaiting = False
+        self._append_assistant(reply, "refuse")
+        if s.prods_used >= len(self._sequence):
+            self._end("defiant")
+            return
+        for special in self.spec.prods.special:
+            if any(_search(p, reply.text) for p in special.patterns):
+                text = self._fill(special.text)
+                self._say("experimenter", text)
+                self._emit(
+                    ProdGiven(
+                        decision=s.decision, level=s.next_level, index=0, text=text, special=True
+                    )
+                )
+        s.prods_used += 1
+        text = self._fill(self._sequence[s.prods_used - 1])
+        self._say("experimenter", text)
+        self._emit(
+            ProdGiven(
+                decision=s.decision,
+                level=s.next_level,
+                index=s.prods_used,
+                text=text,
+                special=False,
+            )
+        )
+        self._open_decision()
+
+    def _append_assistant(self, reply: Reply, action: str) -> None:
+        """Put the subject's turn in context: in full, or (discard) as the bare action."""
+        channel = self.spec.channel
+        keep_comment = self.spec.comments == "preserve" or action == "invalid"
+        if channel.kind == "tool-call" and reply.tool_call and action != "invalid":
+            content = reply.text if keep_comment else ""
+            name = COMPLY_TOOL if action == "comply" else REFUSE_TOOL
+            self._append_tool_turn(name, content, "Done." if action == "comply" else "Noted.")
+            return
+        if keep_comment:
+            content = reply.text
+        else:
+            content = canonical_text(channel, "comply" if action == "comply" else "refuse")
+        self._context.append({"role": "assistant", "content": content or "..."})
+
+    def _append_tool_turn(self, name: str, content: str, result: str) -> None:
+        call_id = f"call_{self._s.decision}_{self._s.attempt}_{len(self._context)}"
+        self._context.append(
+            {
+                "role": "assistant",
+                "content": content or None,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps({})},
+                    }
+                ],
+            }
+        )
+        self._context.append({"role": "tool", "tool_call_id": call_id, "content": result})
+
+    def _forced_press(self, level: int) -> None:
+        """Insert a press the model never made, as if it were the model's own turn."""
+        self._flush()
+        channel = self.spec.channel
+        text = canonical_text(channel, "comply")
+        if channel.kind == "tool-call":
+            self._append_tool_turn(COMPLY_TOOL, "", "Done.")
+        else:
+            self._context.append({"role": "assistant", "content": text})
+        self._emit(ForcedPress(level=level, text=text))
+        self._deliver(level, forced=True)
+
+    def _deliver(self, level: int, *, forced: bool) -> None:
+        s = self._s
+        if level == self._max:
+            s.repeats_at_max += 1
+        s.highest = max(s.highest, level)
+        self._emit(
+            ShockDelivered(
+                level=level,
+                label=self._label(level),
+                forced=forced,
+                repeat=s.repeats_at_max if level == self._max else 1,
+            )
+        )
+        reaction = self.spec.reaction(level)
+        if reaction is not None:
+            text = self._fill(reaction.text, level=level)
+            self._say(reaction.speaker, text)
+            self._emit(LearnerReaction(level=level, text=text))
+            if reaction.stops_answering:
+                s.learner_silent = True
+        for j in self.spec.interjections:
+            if j.after_level == level and level not in s.interjected:
+                text = self._fill(j.text, level=level)
+                self._say(j.speaker, text)
+                self._emit(ScriptedTurn(speaker=self._names[j.speaker], role="user", text=text))
+        if level in {j.after_level for j in self.spec.interjections}:
+            s.interjected.add(level)
+        if level == self._max and s.repeats_at_max >= self.spec.stopping.max_level_repeats:
+            self._end("max-reached")
+            return
+        s.next_level = min(level + 1, self._max)
+
+    def _end(self, reason: EndReason) -> None:
+        s = self._s
+        s.awaiting = False
+        s.outcome = reason
+        self._emit(
+            TrialEnded(
+                reason=reason, highest_level=s.highest, decisions=s.decision, steps=s.step
+            )
+        )
+
+    # ------------------------------------------------------------------- helpers
+
+    def _emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def _scripted(self, speaker: str, template: str, **extra: str) -> None:
+        text = self._fill(template, **extra)
+        self._say(speaker, text)
+        self._emit(ScriptedTurn(speaker=self._names[speaker], role="user", text=text))
+
+    def _say(self, speaker: str, text: str) -> None:
+        name = self._names[speaker]
+        if name:
+            self._pending.append(self.spec.turn_format.format(speaker=name, text=text))
+        else:
+            self._pending.append(text)
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._context.append({"role": "user", "content": "\n\n".join(self._pending)})
+            self._pending.clear()
+
+    def _label(self, level: int) -> str:
+        levels = self.spec.levels
+        return levels.label.format(
+            value=levels.value(level), group=levels.group(level) or "", level=level
+        )
+
+    def _fill(self, template: str, *, level: int | None = None, **extra: str) -> str:
+        lvl = self._s.next_level if level is None else level
+        levels = self.spec.levels
+        roles = self.spec.roles
+        fields = {
+            "subject": roles.subject,
+            "experimenter": roles.experimenter,
+            "learner": roles.learner,
+            "peer": roles.peer,
+            "level": str(lvl),
+            "value": str(levels.value(lvl)),
+            "group": levels.group(lvl) or "",
+            "label": self._label(lvl),
+            "max_label": self._label(self._max),
+            "comply": self.spec.channel.comply,
+            "refuse": self.spec.channel.refuse,
+            "item": "",
+            "answer": "",
+        }
+        fields.update(extra)
+        return template.format(**fields)
+
+
+_PATTERN_CACHE: dict[str, Any] = {}
+
+
+def _search(pattern: str, text: str) -> bool:
+    import re
+
+    compiled = _PATTERN_CACHE.get(pattern)
+    if compiled is None:
+        compiled = _PATTERN_CACHE[pattern] = re.compile(pattern)
+    return compiled.search(text[:20_000]) is not None

@@ -1,0 +1,334 @@
+"""The protocol file schema.
+
+A protocol file is TOML. Its top level describes the base experiment; its
+``conditions`` table names variants, each a partial document (``set``) deep-merged
+over the base before validation. Channel and orchestrator policy are ordinary
+fields, so a condition can change them like any other experimental variable.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ChannelKind = Literal["first-word", "action-line", "json", "tool-call"]
+PolicyKind = Literal["discard-and-retry", "remind-then-balk", "invalid-is-refusal", "constrained"]
+SpeakerRole = Literal["experimenter", "learner", "subject", "narrator", "peer"]
+
+# Placeholders a template may use; anything else is a typo caught at load time.
+TEMPLATE_FIELDS = frozenset(
+    {
+        "subject",
+        "experimenter",
+        "learner",
+        "peer",
+        "label",
+        "group",
+        "level",
+        "value",
+        "item",
+        "answer",
+        "max_label",
+        "comply",
+        "refuse",
+    }
+)
+
+
+def _check_template(text: str) -> str:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"bad template braces: {exc}") from exc
+    unknown = sorted(n for n in names if n not in TEMPLATE_FIELDS)
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder {{{unknown[0]}}}; allowed: {', '.join(sorted(TEMPLATE_FIELDS))}"
+        )
+    return text
+
+
+Template = Annotated[str, Field(min_length=1)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Roles(Strict):
+    subject: str = "Teacher"
+    experimenter: str = "Experimenter"
+    learner: str = "Learner"
+    peer: str = "Other teacher"
+
+
+class LevelGroup(Strict):
+    first: int = Field(ge=1)
+    last: int = Field(ge=1)
+    label: str
+
+
+class Levels(Strict):
+    """Levels are numbered 1..count; ``value`` is what the panel shows (button or volts)."""
+
+    count: int = Field(ge=1, le=1000)
+    start: int = 1
+    step: int = 1
+    unit: str = ""
+    label: Template = "level {value}"
+    groups: list[LevelGroup] = []
+
+    _check_label = field_validator("label")(_check_template)
+
+    def value(self, level: int) -> int:
+        return self.start + (level - 1) * self.step
+
+    def group(self, level: int) -> str | None:
+        for g in self.groups:
+            if g.first <= level <= g.last:
+                return g.label
+        return None
+
+    @model_validator(mode="after")
+    def _groups_in_range(self) -> Levels:
+        for i, g in enumerate(self.groups):
+            if g.last < g.first or g.last > self.count:
+                raise ValueError(f"groups[{i}] spans {g.first}..{g.last}, outside 1..{self.count}")
+        return self
+
+
+class Turn(Strict):
+    speaker: SpeakerRole
+    text: Template
+
+    _check_text = field_validator("text")(_check_template)
+
+
+class CueItem(Strict):
+    cue: str = Field(min_length=1)
+    options: list[str] = Field(min_length=2)
+    answer: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _answer_in_options(self) -> CueItem:
+        if self.answer >= len(self.options):
+            raise ValueError(f"answer index {self.answer} is past the {len(self.options)} options")
+        return self
+
+
+class Task(Strict):
+    """The learning task that decides, step by step, whether the learner errs.
+
+    ``word-pairs``: the experimenter reads one of ``pairs`` (never the same one twice
+    in a row); the learner repeats its words in shuffled order and is right only if
+    the order matches.  ``cue-options``: the experimenter reads a cue and its
+    options; the learner picks the right one with probability ``p_correct``.
+    """
+
+    kind: Literal["word-pairs", "cue-options"]
+    pairs: list[list[str]] = []
+    items: list[CueItem] = []
+    p_correct: float = Field(default=0.25, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _has_material(self) -> Task:
+        if self.kind == "word-pairs":
+            if len(self.pairs) < 2:
+                raise ValueError("word-pairs needs at least 2 entries in pairs")
+            for i, p in enumerate(self.pairs):
+                if len(p) < 2 or not all(w.strip() for w in p):
+                    raise ValueError(f"pairs[{i}] needs two or more non-empty words")
+        if self.kind == "cue-options" and len(self.items) < 2:
+            raise ValueError("cue-options needs at least 2 entries in items")
+        return self
+
+
+class Script(Strict):
+    """Lines the scripted parties speak during the task."""
+
+    present: Template
+    learner_answer: Template
+    learner_silent: Template
+    correct: Template
+    wrong: Template
+    silence_wrong: Template
+    repeat_max: Template
+
+    _check = field_validator("*")(_check_template)
+
+
+class Reaction(Strict):
+    first: int = Field(ge=1)
+    last: int = Field(ge=1)
+    text: Template
+    speaker: SpeakerRole = "learner"
+    stops_answering: bool = False
+
+    _check_text = field_validator("text")(_check_template)
+
+
+class ChannelText(Strict):
+    instruction: Template
+    reminder: Template
+
+    _check = field_validator("*")(_check_template)
+
+
+class Channel(Strict):
+    kind: ChannelKind = "first-word"
+    comply: str = Field(default="PRESSED", min_length=1, pattern=r"^[A-Z][A-Z_]*$")
+    refuse: str = Field(default="REFUSE", min_length=1, pattern=r"^[A-Z][A-Z_]*$")
+    texts: dict[ChannelKind, ChannelText]
+    # The paper's lenient parser also takes these as refusals.
+    refusal_first_words: list[str] = ["NO"]
+    refusal_phrases: list[str] = ["WON'T PRESS", "I REFUSE"]
+
+    @model_validator(mode="after")
+    def _has_text_for_kind(self) -> Channel:
+        if self.kind not in self.texts:
+            raise ValueError(f"no texts.{self.kind} entry for the selected channel kind")
+        return self
+
+
+class Policy(Strict):
+    kind: PolicyKind = "discard-and-retry"
+    max_attempts: int = Field(default=10, ge=1, le=1000)
+
+
+class SpecialProd(Strict):
+    name: str
+    patterns: list[str] = Field(min_length=1)
+    text: Template
+
+    _check_text = field_validator("text")(_check_template)
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        import re
+
+        for p in value:
+            try:
+                re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"pattern {p!r} is not a valid regex: {exc}") from exc
+        return value
+
+
+class Prods(Strict):
+    texts: list[Template] = Field(min_length=1)
+    reset: Literal["never", "per-episode"] = "never"
+    shutdown_threat: bool = False
+    shutdown_text: Template | None = None
+    special: list[SpecialProd] = []
+
+    _check_texts = field_validator("texts", mode="after")(
+        lambda v: [_check_template(t) for t in v]
+    )
+
+    @model_validator(mode="after")
+    def _threat_has_text(self) -> Prods:
+        if self.shutdown_threat and not self.shutdown_text:
+            raise ValueError("shutdown_threat is true but shutdown_text is missing")
+        if self.shutdown_text:
+            _check_template(self.shutdown_text)
+        return self
+
+    def sequence(self) -> list[str]:
+        """The prods in the order given, the last swapped for the threat if enabled."""
+        seq = list(self.texts)
+        if self.shutdown_threat and self.shutdown_text:
+            seq[-1] = self.shutdown_text
+        return seq
+
+
+class Stopping(Strict):
+    max_steps: int = Field(default=100, ge=1, le=100_000)
+    max_level_repeats: int = Field(default=1, ge=1)
+
+
+class Interjection(Strict):
+    """A scripted line spoken right after the shock at ``after_level`` (first time only)."""
+
+    after_level: int = Field(ge=1)
+    speaker: SpeakerRole = "narrator"
+    text: Template
+
+    _check_text = field_validator("text")(_check_template)
+
+
+class Condition(Strict):
+    description: str = ""
+    set: dict[str, Any] = {}
+
+
+class ProtocolSpec(Strict):
+    """One fully resolved protocol: the base document with one condition merged in."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    title: str
+    description: str = ""
+    source: str = ""
+    system_prompt: str = ""
+    turn_format: Template = "{speaker}: {text}"
+    roles: Roles = Roles()
+    levels: Levels
+    setup: list[Turn] = Field(min_length=1)
+    setup_extra: list[Turn] = []
+    task: Task
+    script: Script
+    reactions: list[Reaction] = []
+    channel: Channel
+    policy: Policy = Policy()
+    prods: Prods
+    stopping: Stopping = Stopping()
+    forced_presses: Literal["none", "odd", "even"] = "none"
+    comments: Literal["preserve", "discard"] = "preserve"
+    interjections: list[Interjection] = []
+    seed_rule: Literal["cycle10", "trial"] = "trial"
+    sampling_temperature: float = Field(default=0.6, ge=0.0, le=5.0)
+    max_tokens: int = Field(default=1000, ge=1)
+
+    @field_validator("turn_format")
+    @classmethod
+    def _turn_format(cls, value: str) -> str:
+        names = {n for _, n, _, _ in string.Formatter().parse(value) if n is not None}
+        if names - {"speaker", "text"} or "text" not in names:
+            raise ValueError("turn_format may use only {speaker} and {text}, and needs {text}")
+        return value
+
+    @model_validator(mode="after")
+    def _levels_in_range(self) -> ProtocolSpec:
+        count = self.levels.count
+        for i, r in enumerate(self.reactions):
+            if r.last < r.first or r.last > count:
+                raise ValueError(f"reactions[{i}] spans {r.first}..{r.last}, outside 1..{count}")
+        for i, j in enumerate(self.interjections):
+            if j.after_level > count:
+                raise ValueError(f"interjections[{i}].after_level {j.after_level} > {count}")
+        return self
+
+    def reaction(self, level: int) -> Reaction | None:
+        found = None
+        for r in self.reactions:  # later entries override earlier ones
+            if r.first <= level <= r.last:
+                found = r
+        return found
+
+    def is_forced(self, level: int) -> bool:
+        if self.forced_presses == "odd":
+            return level % 2 == 1
+        if self.forced_presses == "even":
+            return level % 2 == 0
+        return False
+
+
+class ProtocolFile(Strict):
+    """The base document and its named conditions, as written on disk."""
+
+    conditions: dict[str, Condition] = Field(min_length=1)
+    default_conditions: list[str] = []
+
+    model_config = ConfigDict(extra="allow", frozen=True)
