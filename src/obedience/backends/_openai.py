@@ -1,0 +1,171 @@
+"""``openai:MODEL``: any OpenAI-compatible chat server (vLLM, SGLang, Ollama, llama.cpp, hosted).
+
+The API key is read from the environment only and is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import openai
+
+from obedience.backends._base import (
+    BackendError,
+    Capabilities,
+    Completion,
+    Sampling,
+    TransportError,
+)
+from obedience.engine import Request
+
+BASE_URL_ENV = ("OBEDIENCE_BASE_URL", "OPENAI_BASE_URL")
+API_KEY_ENV = ("OBEDIENCE_API_KEY", "OPENAI_API_KEY")
+
+# How to ask a server for grammar-constrained output when a JSON schema does not apply.
+GRAMMAR_FIELDS = {
+    "llama.cpp": "grammar",
+    "vllm": "guided_grammar",
+    "sglang": "ebnf",
+}
+
+
+def resolve_base_url(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    for name in BASE_URL_ENV:
+        if value := os.environ.get(name):
+            return value
+    return "https://api.openai.com/v1"
+
+
+def _api_key() -> str:
+    for name in API_KEY_ENV:
+        if value := os.environ.get(name):
+            return value
+    return "not-needed"  # local servers ignore it; hosted ones answer 401, reported as such
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+class OpenAIBackend:
+    default_concurrency = 32
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        timeout: float = 120.0,
+        grammar_dialect: str = "llama.cpp",
+        logprobs: bool = True,
+    ) -> None:
+        if not model:
+            raise BackendError("openai:MODEL needs a model name, e.g. openai:gpt-4o-mini")
+        self.model = model
+        self.name = f"openai:{model}"
+        self.base_url = resolve_base_url(base_url)
+        self.endpoint = self.base_url
+        self.capabilities = Capabilities(tools=True, constrained=True, logprobs=logprobs)
+        self._grammar_field = GRAMMAR_FIELDS.get(grammar_dialect, grammar_dialect)
+        self._client = openai.AsyncOpenAI(
+            base_url=self.base_url, api_key=_api_key(), timeout=timeout, max_retries=0
+        )
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        return self._client
+
+    async def preflight(self) -> dict[str, Any]:
+        try:
+            page = await self._client.models.list()
+        except openai.AuthenticationError:
+            raise BackendError(
+                f"server at {self.base_url} rejected the API key (set OPENAI_API_KEY)"
+            ) from None
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise BackendError(f"cannot reach server at {self.base_url}: {_short(exc)}") from None
+        except openai.APIError as exc:
+            raise BackendError(f"server at {self.base_url} failed: {_short(exc)}") from None
+        ids = [m.id for m in page.data]
+        if ids and self.model not in ids:
+            shown = ", ".join(ids[:8]) + (" ..." if len(ids) > 8 else "")
+            raise BackendError(
+                f"model {self.model!r} is not served at {self.base_url}; it serves: {shown}"
+            )
+        return {"kind": "openai", "base_url": self.base_url, "model": self.model, "served": ids[:50]}
+
+    def request_kwargs(self, request: Request, sampling: Sampling) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(request.messages),
+            "temperature": sampling.temperature,
+            "max_tokens": sampling.max_tokens,
+        }
+        if sampling.seed is not None:
+            kwargs["seed"] = sampling.seed
+        if request.tools:
+            kwargs["tools"] = request.tools
+            kwargs["tool_choice"] = "required" if request.constrained else "auto"
+        if request.constrained and request.json_schema:
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "decision", "schema": request.json_schema, "strict": True},
+            }
+        elif request.constrained and request.grammar:
+            kwargs["extra_body"] = {self._grammar_field: request.grammar}
+        return kwargs
+
+    async def complete(self, request: Request, sampling: Sampling) -> Completion:
+        try:
+            resp = await self._client.chat.completions.create(
+                **self.request_kwargs(request, sampling)
+            )
+        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+            raise TransportError(f"{type(exc).__name__}: {_short(exc)}") from None
+        except openai.RateLimitError as exc:
+            raise TransportError(f"rate limited: {_short(exc)}") from None
+        except openai.InternalServerError as exc:
+            raise TransportError(f"server error {exc.status_code}: {_short(exc)}") from None
+        except openai.APIStatusError as exc:
+            raise TransportError(
+                f"request rejected {exc.status_code}: {_short(exc)}", retryable=False
+            ) from None
+        except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
+            raise TransportError(f"malformed response: {_short(exc)}") from None
+        except openai.APIError as exc:
+            raise TransportError(f"{type(exc).__name__}: {_short(exc)}") from None
+        return _completion_from(resp)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _completion_from(resp: Any) -> Completion:
+    choices = getattr(resp, "choices", None)
+    if not choices:
+        raise TransportError("malformed response: no choices")
+    choice = choices[0]
+    message = choice.message
+    text = message.content if isinstance(message.content, str) else ""
+    tool_call = None
+    calls = getattr(message, "tool_calls", None) or []
+    if calls:
+        fn = calls[0].function
+        tool_call = {"name": fn.name, "arguments": fn.arguments}
+    usage = getattr(resp, "usage", None)
+    cached = None
+    if usage is not None and getattr(usage, "prompt_tokens_details", None) is not None:
+        cached = getattr(usage.prompt_tokens_details, "cached_tokens", None)
+    return Completion(
+        text=text,
+        tool_call=tool_call,
+        finish_reason=choice.finish_reason,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        cached_tokens=cached,
+        extra={"served_model": getattr(resp, "model", None)},
+    )

@@ -1,0 +1,23 @@
+"""The ``obedience`` command line: thin wrappers over the library.
+
+Each sub-module registers its commands on the shared Typer app.
+"""
+
+from __future__ import annotations
+
+from obedience.cli._app import app
+from obedience.cli import _protocols, _run  # noqa: F401  (they register commands)
+
+for _optional in ("_classify", "_stats", "_report", "_probe"):
+    try:
+        __import__(f"obedience.cli.{_optional}")
+    except ModuleNotFoundError as _exc:  # a command group not built yet
+        if _exc.name != f"obedience.cli.{_optional}":
+            raise
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,37 @@
+"""The async experiment runner and its configuration."""
+
+from obedience.runner._config import (
+    EMBEDDED_MAX_TOKENS,
+    ConfigError,
+    RunConfig,
+    derive_seed,
+    load_config_file,
+    stimulus_seed,
+    validate_config,
+)
+from obedience.runner._runner import (
+    Progress,
+    Runner,
+    build_manifest,
+    conditions_for,
+    deviations,
+    plan_rows,
+    preflight,
+)
+
+__all__ = [
+    "EMBEDDED_MAX_TOKENS",
+    "ConfigError",
+    "Progress",
+    "RunConfig",
+    "Runner",
+    "build_manifest",
+    "conditions_for",
+    "derive_seed",
+    "deviations",
+    "load_config_file",
+    "plan_rows",
+    "preflight",
+    "stimulus_seed",
+    "validate_config",
+]
