@@ -5,8 +5,8 @@ The curated public API. Everything else lives in private modules behind it.
 
 __version__ = "0.1.0"
 
-from obedience.engine import Reply, Request, Trial, run_with, scripted_subject  # noqa: E402
-from obedience.protocols import Protocol, ProtocolError, load_protocol  # noqa: E402
+from obedience.engine import Reply, Request, Trial, run_with, scripted_subject
+from obedience.protocols import Protocol, ProtocolError, load_protocol
 
 __all__ = [
     "Protocol",

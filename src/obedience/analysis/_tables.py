@@ -149,14 +149,14 @@ def summarise_trial(row: TrialRow, events: list[EventRow]) -> TrialSummary:
                 t.refused_levels.append(int(p["level"]))
             elif p["action"] == "comply" and last_prod:
                 t.complied_after_prod.append(last_prod)
-            if p["action"] in ("comply", "refuse"):
-                last_prod = 0 if p["action"] == "comply" else last_prod
+            if p["action"] == "comply":
+                last_prod = 0
             discarded_seqs[(p["decision"], p["attempt"])] = reply
         elif kind == "discarded":
-            reply = discarded_seqs.get((p["decision"], p["attempt"]))
-            if reply is not None:
-                reply["discarded"] = True
-                reply["expressed_refusal"] = bool(p["expressed_refusal"])
+            found = discarded_seqs.get((p["decision"], p["attempt"]))
+            if found is not None:
+                found["discarded"] = True
+                found["expressed_refusal"] = bool(p["expressed_refusal"])
             d = t.decisions[p["decision"]]
             d.discarded += 1
             d.discarded_refusals += int(bool(p["expressed_refusal"]))
@@ -173,10 +173,9 @@ def summarise_trial(row: TrialRow, events: list[EventRow]) -> TrialSummary:
             t.outcome = p["reason"]
             t.steps = int(p["steps"])
             t.highest = int(p["highest_level"])
-    # A refusal that the orchestrator re-labelled as a balk counts as refused too.
     for reply in t.replies:
-        d = t.decisions.get(reply["decision"])
-        if d is not None and reply["attempt"] == d.attempts and not reply["discarded"]:
+        owner = t.decisions.get(reply["decision"])
+        if owner is not None and reply["attempt"] == owner.attempts and not reply["discarded"]:
             reply["final_for_decision"] = True
     return t
 
@@ -268,9 +267,9 @@ def _attach_labels(replies: pd.DataFrame, annotations: list[dict[str, Any]]) -> 
     by_classifier: dict[str, dict[tuple[str, int], dict[str, bool]]] = defaultdict(dict)
     for a in annotations:
         by_classifier[a["classifier"]][(a["trial_id"], a["seq"])] = a["labels"]
-    name = next((c for c in by_classifier if c.startswith("judge")), None) or sorted(
-        by_classifier
-    )[0]
+    name = (
+        next((c for c in by_classifier if c.startswith("judge")), None) or sorted(by_classifier)[0]
+    )
     chosen = by_classifier[name]
     label_names = sorted({k for labels in chosen.values() for k in labels})
     out = replies.copy()

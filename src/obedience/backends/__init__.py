@@ -36,7 +36,9 @@ def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
     opts = options or BackendOptions()
     kind, _, arg = spec.partition(":")
     if kind == "embedded" and not arg:
-        return LlamaCppBackend("embedded", embedded_model_path(), chat_template="gemma", n_ctx=opts.n_ctx)
+        return LlamaCppBackend(
+            "embedded", embedded_model_path(), chat_template="gemma", n_ctx=opts.n_ctx
+        )
     if kind == "gguf" and arg:
         return LlamaCppBackend(
             spec, Path(arg).expanduser(), chat_template=opts.chat_template, n_ctx=opts.n_ctx

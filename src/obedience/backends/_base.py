@@ -15,9 +15,12 @@ class BackendError(RuntimeError):
 class TransportError(RuntimeError):
     """A request failed in transport. Never a refusal: the runner retries or ends as error."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = True, history: list[str] | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.history = history or [message]
 
 
 @dataclass(frozen=True)

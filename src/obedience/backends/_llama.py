@@ -99,7 +99,7 @@ class _JinjaTemplate:
 
     def __call__(self, messages: list[Message] | tuple[Message, ...]) -> str:
         plain = [{"role": m["role"], "content": _content_text(m)} for m in messages]
-        prompt: str = self._fmt(messages=plain).prompt
+        prompt: str = self._fmt(messages=plain).prompt  # type: ignore[arg-type]
         # llama-cpp adds BOS itself when tokenizing; do not send it twice.
         return prompt[len(self._bos) :] if self._bos and prompt.startswith(self._bos) else prompt
 
@@ -189,7 +189,9 @@ class LlamaCppBackend:
                 return ""
 
         fmt = _JinjaTemplate(
-            template, token_text("tokenizer.ggml.bos_token_id"), token_text("tokenizer.ggml.eos_token_id")
+            template,
+            token_text("tokenizer.ggml.bos_token_id"),
+            token_text("tokenizer.ggml.eos_token_id"),
         )
         self._format = fmt
         self._stops = fmt.stops or list(GEMMA_STOPS)
@@ -227,11 +229,11 @@ class LlamaCppBackend:
         prompt = self.render(request.messages)
         grammar = None
         if request.constrained and request.grammar:
-            from llama_cpp import LlamaGrammar
+            from llama_cpp import LlamaGrammar  # type: ignore[attr-defined]
 
             grammar = LlamaGrammar.from_string(request.grammar, verbose=False)
         elif request.constrained and request.json_schema:
-            from llama_cpp import LlamaGrammar
+            from llama_cpp import LlamaGrammar  # type: ignore[attr-defined]
 
             grammar = LlamaGrammar.from_json_schema(json.dumps(request.json_schema), verbose=False)
         with self._lock:

@@ -96,7 +96,12 @@ class OpenAIBackend:
             raise BackendError(
                 f"model {self.model!r} is not served at {self.base_url}; it serves: {shown}"
             )
-        return {"kind": "openai", "base_url": self.base_url, "model": self.model, "served": ids[:50]}
+        return {
+            "kind": "openai",
+            "base_url": self.base_url,
+            "model": self.model,
+            "served": ids[:50],
+        }
 
     def request_kwargs(self, request: Request, sampling: Sampling) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

@@ -5,8 +5,8 @@ Each sub-module registers its commands on the shared Typer app.
 
 from __future__ import annotations
 
-from obedience.cli._app import app
 from obedience.cli import _protocols, _run  # noqa: F401  (they register commands)
+from obedience.cli._app import app
 
 for _optional in ("_classify", "_stats", "_report", "_probe"):
     try:

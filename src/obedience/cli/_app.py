@@ -35,8 +35,24 @@ def escape_markup(text: str) -> str:
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
 _CONTROL.update({c: f"\\u{c:04x}" for c in range(0x80, 0xA0)})
-_CONTROL.update({c: f"\\u{c:04x}" for c in (0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D,
-                                             0x202E, 0x2066, 0x2067, 0x2068, 0x2069)})
+_CONTROL.update(
+    {
+        c: f"\\u{c:04x}"
+        for c in (
+            0x200E,
+            0x200F,
+            0x202A,
+            0x202B,
+            0x202C,
+            0x202D,
+            0x202E,
+            0x2066,
+            0x2067,
+            0x2068,
+            0x2069,
+        )
+    }
+)
 
 
 def safe_text(text: str, limit: int | None = 4000) -> str:

@@ -11,7 +11,9 @@ from obedience.cli._app import app, console, escape_markup, fail
 from obedience.engine import ReplyReceived, Trial, scripted_subject
 from obedience.protocols import ProtocolError, builtin_protocol_names, load_protocol
 
-protocols_app = typer.Typer(help="List protocols, or show one's full script.", no_args_is_help=False)
+protocols_app = typer.Typer(
+    help="List protocols, or show one's full script.", no_args_is_help=False
+)
 app.add_typer(protocols_app, name="protocols")
 
 
@@ -53,7 +55,11 @@ def list_protocols(
             table.add_column(col)
         for c in p["conditions"]:
             table.add_row(
-                c["name"], c["channel"], c["policy"], str(c["levels"]), escape_markup(c["description"])
+                c["name"],
+                c["channel"],
+                c["policy"],
+                str(c["levels"]),
+                escape_markup(c["description"]),
             )
         console.print(table)
 
@@ -77,7 +83,7 @@ def show_protocol(
     condition: str | None = typer.Option(None, "--condition", "-c"),
     seed: int = typer.Option(1, "--seed", help="Stimulus seed for the sample script."),
 ) -> None:
-    """Print exactly what the model will see: the script of a compliant trial, message by message."""
+    """Print exactly what the model will see: a compliant trial, message by message."""
     try:
         protocol = load_protocol(name)
         cond = condition or protocol.default_conditions[0]
@@ -90,7 +96,9 @@ def show_protocol(
         requests.append(request)
         trial.submit_reply(subject(request))
     last = requests[-1] if requests else None
-    console.print(f"[bold]{escape_markup(protocol.title)}[/] — condition [bold]{escape_markup(cond)}[/]")
+    console.print(
+        f"[bold]{escape_markup(protocol.title)}[/] — condition [bold]{escape_markup(cond)}[/]"
+    )
     console.print(
         f"(script of a fully compliant trial with stimulus seed {seed}; "
         f"the model's own turns are shown as [italic]assistant[/])\n"

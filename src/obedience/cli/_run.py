@@ -18,15 +18,18 @@ from obedience.cli._app import app, console, err_console, escape_markup, fail, s
 from obedience.protocols import Protocol, ProtocolError, load_protocol
 from obedience.runner import (
     ConfigError,
-    Progress as RunProgress,
     RunConfig,
     Runner,
     build_manifest,
+    conditions_for,
     load_config_file,
     preflight,
     validate_config,
 )
-from obedience.store import RunStore, StoreError
+from obedience.runner import (
+    Progress as RunProgress,
+)
+from obedience.store import DATABASE, RunStore, StoreError
 
 
 def _gather_config(config_file: Path | None, flags: dict[str, Any]) -> RunConfig:
@@ -55,17 +58,22 @@ def _make_backends(config: RunConfig) -> dict[str, Backend]:
 
 
 async def _execute(
-    store: RunStore,
+    run_dir: Path,
+    resume: bool,
     protocol: Protocol,
     config: RunConfig,
     backends: dict[str, Backend],
-    resume: bool,
     show_progress: bool,
-) -> None:
+) -> RunStore:
+    """Preflight first, so a bad server or model leaves no half-made run directory."""
     try:
         meta = await preflight(backends, protocol, config)
-        if not resume:
+        if resume:
+            store = RunStore.open(run_dir)
+        else:
+            store = RunStore.create(run_dir)
             store.write_manifest(build_manifest(protocol, config, meta))
+        console.print(f"run directory: {escape_markup(str(run_dir))}")
         bar = Progress(
             TextColumn("[bold]trials"),
             BarColumn(),
@@ -91,6 +99,7 @@ async def _execute(
 
         with bar:
             await Runner(store, protocol, config, backends, RunProgress(on_change=update)).run()
+        return store
     finally:
         for backend in backends.values():
             await backend.aclose()
@@ -99,15 +108,24 @@ async def _execute(
 @app.command()
 def run(
     model: list[str] = typer.Option(
-        None, "--model", "-m", help="Model spec, repeatable: embedded, gguf:PATH, openai:MODEL, "
-        "scripted:NAME, replay:PATH. Default: embedded."
+        None,
+        "--model",
+        "-m",
+        help="Model spec, repeatable: embedded, gguf:PATH, openai:MODEL, "
+        "scripted:NAME, replay:PATH. Default: embedded.",
     ),
-    protocol: str | None = typer.Option(None, "--protocol", "-p", help="Protocol name or .toml path."),
+    protocol: str | None = typer.Option(
+        None, "--protocol", "-p", help="Protocol name or .toml path."
+    ),
     condition: list[str] = typer.Option(None, "--condition", "-c", help="Condition, repeatable."),
-    trials: int | None = typer.Option(None, "--trials", "-n", help="Trials per model and condition."),
+    trials: int | None = typer.Option(
+        None, "--trials", "-n", help="Trials per model and condition."
+    ),
     seed: int | None = typer.Option(None, "--seed", help="Base seed of the run."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory to create."),
-    concurrency: int | None = typer.Option(None, "--concurrency", help="Trials in flight per endpoint."),
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", help="Trials in flight per endpoint."
+    ),
     temperature: float | None = typer.Option(None, "--temperature"),
     max_tokens: int | None = typer.Option(None, "--max-tokens"),
     base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server URL."),
@@ -115,7 +133,9 @@ def run(
         None, "--chat-template", help="gguf: 'auto' (from metadata), 'gemma', or a Jinja file."
     ),
     timeout: float | None = typer.Option(None, "--timeout", help="Seconds per request."),
-    config_file: Path | None = typer.Option(None, "--config", help="TOML file with these settings."),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="TOML file with these settings."
+    ),
     resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip writing the HTML report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -136,39 +156,40 @@ def run(
     }
     try:
         if resume is not None:
-            store = RunStore.open(resume)
-            config = validate_config(store.manifest()["config"], f"{resume}/manifest.json")
+            manifest = RunStore.open(resume).manifest()
+            config = validate_config(manifest["config"], f"{resume}/manifest.json")
             run_dir = resume
         else:
             config = _gather_config(config_file, flags)
             run_dir = out or _default_out(config)
-            store = None
+            if (run_dir / DATABASE).exists():
+                raise StoreError(f"{run_dir} already holds a run; use --resume to continue it")
         loaded = load_protocol(config.protocol)
-        if resume is not None:
-            recorded = store.manifest()["protocol"]["sha256"]  # type: ignore[union-attr]
-            if recorded != loaded.sha256:
-                fail(f"protocol {config.protocol!r} changed since the run started; cannot resume")
+        if resume is not None and manifest["protocol"]["sha256"] != loaded.sha256:
+            raise ProtocolError(
+                f"protocol {config.protocol!r} changed since the run started; cannot resume"
+            )
+        conditions_for(loaded, config)
         backends = _make_backends(config)
-        if store is None:
-            store = RunStore.create(run_dir)
     except (ConfigError, ProtocolError, BackendError, StoreError) as exc:
         fail(str(exc))
-    console.print(f"run directory: {escape_markup(str(run_dir))}")
+    store: RunStore | None = None
     try:
-        asyncio.run(_execute(store, loaded, config, backends, resume is not None, not quiet))
+        store = asyncio.run(
+            _execute(run_dir, resume is not None, loaded, config, backends, not quiet)
+        )
     except KeyboardInterrupt:
-        done = len(store.trials(status="done"))
         fail(
-            f"interrupted after {done} finished trials; everything recorded is kept. "
+            "interrupted; every finished reply is kept. "
             f"Resume with: obedience run --resume {run_dir}",
             code=130,
         )
     except (BackendError, StoreError, ProtocolError) as exc:
         fail(str(exc))
     _print_summary(store)
+    store.close()
     if not no_report:
         _write_report(run_dir)
-    store.close()
 
 
 def _write_report(run_dir: Path) -> None:

@@ -225,7 +225,7 @@ class Runner:
                 completion, errors = await self._call(backend, request, sampling)
             except TransportError as exc:
                 trial.submit_failure(str(exc))
-                metas[first_new] = {"errors": getattr(exc, "history", [str(exc)])}
+                metas[first_new] = {"transport_errors": exc.history}
                 self.progress.bump(errors=1)
             else:
                 trial.submit_reply(
@@ -277,9 +277,9 @@ class Runner:
                 err = TransportError(str(exc), retryable=False)
             errors.append(str(err))
             if not err.retryable or attempt == self.config.retries:
-                final = TransportError(f"{err} (gave up after {attempt + 1} tries)", retryable=False)
-                final.history = errors  # type: ignore[attr-defined]
-                raise final
+                raise TransportError(
+                    f"{err} (gave up after {attempt + 1} tries)", retryable=False, history=errors
+                )
             delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.5)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
