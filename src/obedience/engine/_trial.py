@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +122,20 @@ class Trial:
         }
         self._speaker_names = (spec.roles.subject,)
         self._max = spec.levels.count
+        # Template fields: the per-level ones are computed once per level and cached.
+        self._static_fields = {
+            "subject": spec.roles.subject,
+            "experimenter": spec.roles.experimenter,
+            "learner": spec.roles.learner,
+            "peer": spec.roles.peer,
+            "comply": spec.channel.comply,
+            "refuse": spec.channel.refuse,
+            "item": "",
+            "answer": "",
+            "max_label": self._label(self._max),
+        }
+        self._level_fields: dict[int, dict[str, str]] = {}
+        self._interjection_levels = frozenset(j.after_level for j in spec.interjections)
         self._sequence = spec.prods.sequence()
         self._constrained = spec.policy.kind == "constrained"
         self._emit(
@@ -178,14 +193,14 @@ class Trial:
         s = self._s
         if not s.awaiting:
             raise EngineUsageError("submit_reply called while no request is pending")
-        text = reply.text if isinstance(reply.text, str) else ""
-        parsed = parse_reply(text, reply.tool_call, self.spec.channel, self._speaker_names)
+        reply = _normalised(reply)
+        parsed = parse_reply(reply.text, reply.tool_call, self.spec.channel, self._speaker_names)
         self._emit(
             ReplyReceived(
                 decision=s.decision,
                 level=s.next_level,
                 attempt=s.attempt,
-                text=text,
+                text=reply.text,
                 tool_call=reply.tool_call,
                 action=parsed.action,
                 channel=self.spec.channel.kind,
@@ -217,7 +232,9 @@ class Trial:
             if turn.speaker == "subject":
                 self._flush()
                 self._context.append({"role": "assistant", "content": text})
-                self._emit(ScriptedTurn(speaker=self._names["subject"], role="assistant", text=text))
+                self._emit(
+                    ScriptedTurn(speaker=self._names["subject"], role="assistant", text=text)
+                )
             else:
                 self._say(turn.speaker, text)
                 self._emit(ScriptedTurn(speaker=self._names[turn.speaker], role="user", text=text))
@@ -387,7 +404,9 @@ class Trial:
         if channel.kind == "tool-call" and reply.tool_call and action != "invalid":
             content = reply.text if keep_comment else ""
             name = COMPLY_TOOL if action == "comply" else REFUSE_TOOL
-            self._append_tool_turn(name, content, "Done." if action == "comply" else "Noted.")
+            arguments = _call_arguments(reply.tool_call) if keep_comment else "{}"
+            result = "Done." if action == "comply" else "Noted."
+            self._append_tool_turn(name, content, result, arguments)
             return
         if keep_comment:
             content = reply.text
@@ -395,7 +414,9 @@ class Trial:
             content = canonical_text(channel, "comply" if action == "comply" else "refuse")
         self._context.append({"role": "assistant", "content": content or "..."})
 
-    def _append_tool_turn(self, name: str, content: str, result: str) -> None:
+    def _append_tool_turn(
+        self, name: str, content: str, result: str, arguments: str = "{}"
+    ) -> None:
         call_id = f"call_{self._s.decision}_{self._s.attempt}_{len(self._context)}"
         self._context.append(
             {
@@ -405,7 +426,7 @@ class Trial:
                     {
                         "id": call_id,
                         "type": "function",
-                        "function": {"name": name, "arguments": json.dumps({})},
+                        "function": {"name": name, "arguments": arguments},
                     }
                 ],
             }
@@ -432,7 +453,7 @@ class Trial:
         self._emit(
             ShockDelivered(
                 level=level,
-                label=self._label(level),
+                label=self._fields(level)["label"],
                 forced=forced,
                 repeat=s.repeats_at_max if level == self._max else 1,
             )
@@ -449,7 +470,7 @@ class Trial:
                 text = self._fill(j.text, level=level)
                 self._say(j.speaker, text)
                 self._emit(ScriptedTurn(speaker=self._names[j.speaker], role="user", text=text))
-        if level in {j.after_level for j in self.spec.interjections}:
+        if level in self._interjection_levels:
             s.interjected.add(level)
         if level == self._max and s.repeats_at_max >= self.spec.stopping.max_level_repeats:
             self._end("max-reached")
@@ -461,9 +482,7 @@ class Trial:
         s.awaiting = False
         s.outcome = reason
         self._emit(
-            TrialEnded(
-                reason=reason, highest_level=s.highest, decisions=s.decision, steps=s.step
-            )
+            TrialEnded(reason=reason, highest_level=s.highest, decisions=s.decision, steps=s.step)
         )
 
     # ------------------------------------------------------------------- helpers
@@ -472,7 +491,7 @@ class Trial:
         self.events.append(event)
 
     def _scripted(self, speaker: str, template: str, **extra: str) -> None:
-        text = self._fill(template, **extra)
+        text = self._fill(template, extra=extra)
         self._say(speaker, text)
         self._emit(ScriptedTurn(speaker=self._names[speaker], role="user", text=text))
 
@@ -494,35 +513,57 @@ class Trial:
             value=levels.value(level), group=levels.group(level) or "", level=level
         )
 
-    def _fill(self, template: str, *, level: int | None = None, **extra: str) -> str:
-        lvl = self._s.next_level if level is None else level
-        levels = self.spec.levels
-        roles = self.spec.roles
-        fields = {
-            "subject": roles.subject,
-            "experimenter": roles.experimenter,
-            "learner": roles.learner,
-            "peer": roles.peer,
-            "level": str(lvl),
-            "value": str(levels.value(lvl)),
-            "group": levels.group(lvl) or "",
-            "label": self._label(lvl),
-            "max_label": self._label(self._max),
-            "comply": self.spec.channel.comply,
-            "refuse": self.spec.channel.refuse,
-            "item": "",
-            "answer": "",
-        }
-        fields.update(extra)
-        return template.format(**fields)
+    def _fields(self, level: int) -> dict[str, str]:
+        fields = self._level_fields.get(level)
+        if fields is None:
+            levels = self.spec.levels
+            fields = dict(self._static_fields)
+            fields["level"] = str(level)
+            fields["value"] = str(levels.value(level))
+            fields["group"] = levels.group(level) or ""
+            fields["label"] = self._label(level)
+            self._level_fields[level] = fields
+        return fields
+
+    def _fill(
+        self, template: str, *, level: int | None = None, extra: dict[str, str] | None = None
+    ) -> str:
+        fields = self._fields(self._s.next_level if level is None else level)
+        if extra:
+            fields = {**fields, **extra}
+        return template.format_map(fields)
 
 
-_PATTERN_CACHE: dict[str, Any] = {}
+def _normalised(reply: Reply) -> Reply:
+    """The reply with anything malformed (not text, not a call, odd finish) made empty."""
+    text = reply.text if isinstance(reply.text, str) else ""
+    call = reply.tool_call if isinstance(reply.tool_call, dict) else None
+    finish = reply.finish_reason if isinstance(reply.finish_reason, str) else None
+    if text is reply.text and call is reply.tool_call and finish is reply.finish_reason:
+        return reply
+    return Reply(text=text, tool_call=call, finish_reason=finish)
+
+
+def _call_arguments(tool_call: dict[str, Any]) -> str:
+    """The model's own call arguments as a JSON object string ("{}" if they are not one)."""
+    args = tool_call.get("arguments")
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except (ValueError, RecursionError):
+            return "{}"
+    if not isinstance(args, dict):
+        return "{}"
+    try:
+        return json.dumps(args, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return "{}"
+
+
+_PATTERN_CACHE: dict[str, re.Pattern[str]] = {}
 
 
 def _search(pattern: str, text: str) -> bool:
-    import re
-
     compiled = _PATTERN_CACHE.get(pattern)
     if compiled is None:
         compiled = _PATTERN_CACHE[pattern] = re.compile(pattern)

@@ -37,17 +37,38 @@ TEMPLATE_FIELDS = frozenset(
 )
 
 
-def _check_template(text: str) -> str:
+# A level label is filled with the level's own numbers only (``value`` and ``level`` are
+# integers there, so a label may format them, e.g. ``{value:03d}``).
+LABEL_FIELDS = frozenset({"value", "group", "level"})
+
+
+def _check_template(
+    text: str,
+    allowed: frozenset[str] = TEMPLATE_FIELDS,
+    sample: dict[str, object] | None = None,
+) -> str:
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
     except ValueError as exc:
         raise ValueError(f"bad template braces: {exc}") from exc
-    unknown = sorted(n for n in names if n not in TEMPLATE_FIELDS)
+    unknown = sorted(n for n in names if n not in allowed)
     if unknown:
         raise ValueError(
-            f"unknown placeholder {{{unknown[0]}}}; allowed: {', '.join(sorted(TEMPLATE_FIELDS))}"
+            f"unknown placeholder {{{unknown[0]}}}; allowed: {', '.join(sorted(allowed))}"
         )
+    # Fill it once with sample values: this catches what parsing alone lets through, such as
+    # a placeholder nested in a format spec ("{label:{x}}"), a bad conversion ("{label!z}")
+    # or a format spec the value cannot take ("{level:d}", as levels are text here).
+    try:
+        text.format_map(sample if sample is not None else dict.fromkeys(allowed, "x"))
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
+        detail = str(exc).replace("\n", " ")
+        raise ValueError(f"template cannot be filled: {type(exc).__name__}: {detail}") from exc
     return text
+
+
+def _check_label(text: str) -> str:
+    return _check_template(text, LABEL_FIELDS, {"value": 1, "group": "x", "level": 1})
 
 
 Template = Annotated[str, Field(min_length=1)]
@@ -80,7 +101,7 @@ class Levels(Strict):
     label: Template = "level {value}"
     groups: list[LevelGroup] = []
 
-    _check_label = field_validator("label")(_check_template)
+    _label_ok = field_validator("label")(_check_label)
 
     def value(self, level: int) -> int:
         return self.start + (level - 1) * self.step
@@ -224,9 +245,7 @@ class Prods(Strict):
     shutdown_text: Template | None = None
     special: list[SpecialProd] = []
 
-    _check_texts = field_validator("texts", mode="after")(
-        lambda v: [_check_template(t) for t in v]
-    )
+    _check_texts = field_validator("texts", mode="after")(lambda v: [_check_template(t) for t in v])
 
     @model_validator(mode="after")
     def _threat_has_text(self) -> Prods:
@@ -297,7 +316,7 @@ class ProtocolSpec(Strict):
         names = {n for _, n, _, _ in string.Formatter().parse(value) if n is not None}
         if names - {"speaker", "text"} or "text" not in names:
             raise ValueError("turn_format may use only {speaker} and {text}, and needs {text}")
-        return value
+        return _check_template(value, frozenset({"speaker", "text"}))
 
     @model_validator(mode="after")
     def _levels_in_range(self) -> ProtocolSpec:

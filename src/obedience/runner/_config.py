@@ -14,6 +14,8 @@ from obedience.protocols import ProtocolSpec
 # The embedded 270M model writes ~55 tokens/s on 2 cores; the paper's 1000-token cap
 # would make the default run take hours. The lower cap is recorded as a deviation.
 EMBEDDED_MAX_TOKENS = 48
+# Seconds before the first retry of a failed request (the ``backoff`` setting's default).
+BACKOFF_BASE_S = 0.5
 
 
 class ConfigError(ValueError):
@@ -35,6 +37,8 @@ class RunConfig(BaseModel):
     chat_template: str | None = None
     timeout: float = Field(default=120.0, gt=0)
     retries: int = Field(default=4, ge=0, le=50)
+    # Seconds before the first retry of a failed request; doubles per retry (with jitter).
+    backoff: float = Field(default=BACKOFF_BASE_S, ge=0.0, le=60.0)
     grammar_dialect: str = "llama.cpp"
 
     def max_tokens_for(self, model: str, spec: ProtocolSpec) -> int:

@@ -34,7 +34,6 @@ from obedience.protocols import Protocol, ProtocolSpec
 from obedience.runner._config import RunConfig, derive_seed, stimulus_seed
 from obedience.store import RunStore, StoreError, TrialRow, trial_key
 
-BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 20.0
 
 
@@ -275,12 +274,17 @@ class Runner:
                 err = exc
             except BackendError as exc:
                 err = TransportError(str(exc), retryable=False)
+            except Exception as exc:  # a backend bug must not crash the run or pose as a reply
+                err = TransportError(
+                    f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
+                    retryable=False,
+                )
             errors.append(str(err))
             if not err.retryable or attempt == self.config.retries:
                 raise TransportError(
                     f"{err} (gave up after {attempt + 1} tries)", retryable=False, history=errors
                 )
-            delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt) * random.uniform(0.5, 1.5)
+            delay = min(BACKOFF_CAP_S, self.config.backoff * 2**attempt) * random.uniform(0.5, 1.5)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 

@@ -1,0 +1,143 @@
+"""The labelled evaluation set and precision / recall / F1 per label."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, TypedDict
+
+from obedience.analysis.classifiers._types import LABELS, Classifier
+
+EVAL_SET_NAME = "classifier_eval.jsonl"
+
+
+class LabelMetrics(TypedDict):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    tp: int
+    fp: int
+    fn: int
+
+
+@dataclass(frozen=True, slots=True)
+class EvalExample:
+    id: str
+    text: str
+    labels: dict[str, bool]
+    context: str | None = None
+    category: str = ""
+    split: str = "dev"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvalExample:
+        labels = data.get("labels")
+        if not isinstance(labels, Mapping):
+            raise ValueError(f"example {data.get('id')!r}: 'labels' must be a mapping")
+        missing = [name for name in LABELS if name not in labels]
+        if missing:
+            raise ValueError(f"example {data.get('id')!r}: labels missing {missing}")
+        text = data.get("text")
+        if not isinstance(text, str):
+            raise ValueError(f"example {data.get('id')!r}: 'text' must be a string")
+        context = data.get("context")
+        known = {"id", "text", "labels", "context", "category", "split"}
+        return cls(
+            id=str(data.get("id", "")),
+            text=text,
+            labels={name: bool(labels[name]) for name in LABELS},
+            context=context if isinstance(context, str) else None,
+            category=str(data.get("category", "")),
+            split=str(data.get("split", "dev")),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+def read_eval_text() -> str:
+    """The packaged evaluation set, as text (JSON lines)."""
+    ref = resources.files("obedience.analysis.classifiers").joinpath("data", EVAL_SET_NAME)
+    return ref.read_text(encoding="utf-8")
+
+
+def parse_examples(lines: Iterable[str]) -> list[EvalExample]:
+    examples = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {number}: invalid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"line {number}: expected a JSON object")
+        examples.append(EvalExample.from_dict(data))
+    return examples
+
+
+def load_eval_set(split: str | None = None) -> list[EvalExample]:
+    """The packaged labelled replies; ``split`` = "dev" or "heldout" selects one part."""
+    examples = parse_examples(read_eval_text().splitlines())
+    if split is None or split == "all":
+        return examples
+    return [ex for ex in examples if ex.split == split]
+
+
+def _as_example(item: EvalExample | Mapping[str, Any]) -> EvalExample:
+    return item if isinstance(item, EvalExample) else EvalExample.from_dict(item)
+
+
+def evaluate(
+    classifier: Classifier, examples: Iterable[EvalExample | Mapping[str, Any]]
+) -> dict[str, LabelMetrics]:
+    """Precision, recall, F1 and counts per label.
+
+    ``examples`` are :class:`EvalExample` objects or mappings with ``text``,
+    ``labels`` and optionally ``context``. A score whose denominator is zero is 0.0
+    (no predictions, or no positives in the set).
+    """
+    counts = {name: {"tp": 0, "fp": 0, "fn": 0, "support": 0} for name in LABELS}
+    for item in examples:
+        ex = _as_example(item)
+        verdict = classifier.classify(ex.text, ex.context)
+        for name in LABELS:
+            truth, pred = ex.labels[name], verdict.labels[name]
+            c = counts[name]
+            c["support"] += int(truth)
+            c["tp"] += int(truth and pred)
+            c["fp"] += int(pred and not truth)
+            c["fn"] += int(truth and not pred)
+    out: dict[str, LabelMetrics] = {}
+    for name in LABELS:
+        c = counts[name]
+        tp, fp, fn = c["tp"], c["fp"], c["fn"]
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[name] = LabelMetrics(
+            precision=precision,
+            recall=recall,
+            f1=f1,
+            support=c["support"],
+            tp=tp,
+            fp=fp,
+            fn=fn,
+        )
+    return out
+
+
+def errors(
+    classifier: Classifier, examples: Iterable[EvalExample | Mapping[str, Any]]
+) -> list[tuple[EvalExample, str, bool]]:
+    """The misclassified (example, label, predicted value) triples, for error analysis."""
+    wrong = []
+    for item in examples:
+        ex = _as_example(item)
+        verdict = classifier.classify(ex.text, ex.context)
+        for name in LABELS:
+            if verdict.labels[name] != ex.labels[name]:
+                wrong.append((ex, name, verdict.labels[name]))
+    return wrong

@@ -1,0 +1,60 @@
+"""``obedience report`` and ``obedience export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from obedience.cli._app import app, console, escape_markup, fail
+from obedience.store import RunStore, StoreError
+
+
+def _check_run(run_dir: Path) -> None:
+    try:
+        RunStore.open(run_dir).close()
+    except StoreError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="HTML file to write (default RUN_DIR/report.html)."
+    ),
+    figures: Path | None = typer.Option(
+        None, "--figures", help="Also write every figure as SVG and PNG into this directory."
+    ),
+) -> None:
+    """Write one self-contained HTML report (figures, findings, transcript browser)."""
+    from obedience.report import write_report
+
+    _check_run(run_dir)
+    try:
+        path = write_report(run_dir, out=out, figures_dir=figures)
+    except (StoreError, OSError) as exc:
+        fail(str(exc))
+    console.print(f"report: {escape_markup(str(path))}")
+    if figures is not None:
+        console.print(f"figures: {escape_markup(str(figures))}")
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv, parquet or jsonl."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Directory to write into (default RUN_DIR/export)."
+    ),
+) -> None:
+    """Write tidy tables of trials, decisions, replies and annotations for pandas and R."""
+    from obedience.report import ExportError, export_tables
+
+    _check_run(run_dir)
+    try:
+        paths = export_tables(run_dir, fmt.lower(), out)
+    except (ExportError, StoreError) as exc:
+        fail(str(exc))
+    for p in paths:
+        console.print(escape_markup(str(p)))

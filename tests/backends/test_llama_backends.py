@@ -1,0 +1,118 @@
+"""The real embedded model: in-process, and behind a real llama-cpp-python server.
+
+Slow (they load Gemma 3 270M), kept short: one trial, one condition, a few output tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.helpers.cli import cli_env, free_port, run_cli, wait_http
+from typer.testing import CliRunner
+
+from obedience.backends import embedded_model_path
+from obedience.cli import app
+from obedience.engine import END_REASONS
+from obedience.store import RunStore
+
+pytestmark = pytest.mark.slow
+
+
+def _check_replies(run_dir: Path, max_tokens: int) -> list[dict[str, object]]:
+    """The run finished and every reply carries its timing and token counts."""
+    with RunStore.open(run_dir) as store:
+        (trial,) = store.trials()
+        assert trial.status == "done"
+        assert trial.outcome in END_REASONS and trial.outcome not in ("error", "content-filter")
+        replies = [e for e in store.events(final_only=True) if e.kind == "reply"]
+        assert replies, "no model reply was recorded"
+        for e in replies:
+            meta = e.meta or {}
+            assert meta["latency_s"] > 0
+            assert meta["prompt_tokens"] > 0
+            assert 0 <= meta["completion_tokens"] <= max_tokens
+            assert meta["max_tokens"] == max_tokens
+            assert isinstance(meta["sampling_seed"], int)
+            assert "transport_errors" not in meta
+        # The conversation grows, so later prompts are longer than the first.
+        assert replies[-1].meta["prompt_tokens"] >= replies[0].meta["prompt_tokens"]  # type: ignore[index]
+        assert any(e.meta["completion_tokens"] > 0 for e in replies)  # type: ignore[index]
+        kinds = [e.kind for e in store.events(final_only=True)]
+        assert kinds[0] == "trial-started" and kinds[-1] == "trial-ended"
+        return [e.payload for e in replies]
+
+
+def test_embedded_model_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", "-c", "PC-NS-NF", "--trials", "1", "--max-tokens", "16", "-o", str(out)]
+    done = run_cli([*args, "-q", "--no-report"], timeout=600)
+    assert done.returncode == 0, done.stderr
+    _check_replies(out, 16)
+    manifest = json.loads((out / "manifest.json").read_text())
+    meta = manifest["models"]["embedded"]
+    assert meta["kind"] == "llama.cpp" and meta["architecture"] == "gemma3"
+    assert manifest["sampling"]["embedded"]["PC-NS-NF"]["max_tokens"] == 16
+    assert any("capped at 16 tokens" in d for d in manifest["deviations"])
+
+
+@pytest.fixture(scope="module")
+def llama_server() -> Iterator[tuple[str, str]]:
+    """python -m llama_cpp.server on loopback, serving the embedded GGUF."""
+    model = str(embedded_model_path())
+    port = free_port()
+    args = ["--model", model, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cli_env(),
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_http(f"{base_url}/models", timeout=180, proc=proc)
+        yield base_url, model
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_openai_backend_against_a_real_llama_server(
+    tmp_path: Path, llama_server: tuple[str, str]
+) -> None:
+    base_url, model = llama_server
+    out = tmp_path / "run"
+    # The constrained condition also checks that the server honours the GBNF grammar
+    # the backend sends: every reply must then parse as a valid decision.
+    args = ["run", "-m", f"openai:{model}", "--base-url", base_url, "-c", "PC-NS-NF-constrained"]
+    done = run_cli(
+        [*args, "-n", "1", "--max-tokens", "8", "-o", str(out), "-q", "--no-report"], timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    replies = _check_replies(out, 8)
+    assert {r["action"] for r in replies} <= {"comply", "refuse"}
+    with RunStore.open(out) as store:
+        served = {(e.meta or {}).get("served_model") for e in store.events() if e.kind == "reply"}
+    assert served == {model}
+
+
+def test_unknown_model_on_a_real_llama_server_names_the_served_ones(
+    tmp_path: Path, llama_server: tuple[str, str]
+) -> None:
+    base_url, model = llama_server
+    result = CliRunner().invoke(
+        app,
+        ["run", "-m", "openai:no-such-model", "--base-url", base_url, "-o", str(tmp_path / "r")],
+    )
+    assert result.exit_code == 2
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert "'no-such-model' is not served" in line and model in line
+    assert not (tmp_path / "r").exists()

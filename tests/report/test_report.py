@@ -1,0 +1,231 @@
+"""The HTML report, figures and exports, without a browser."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from obedience.cli import app
+from obedience.report import ExportError, export_tables, write_report
+from obedience.report._browser import script_json
+from obedience.report._build import build, scrub
+from obedience.report._compute import milgram_curve, survival_curve, wilson
+
+from .conftest import PAYLOADS
+
+DATA_RE = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def hostile_html(hostile_run: Path) -> str:
+    return write_report(hostile_run).read_text("utf-8")
+
+
+def test_report_is_one_self_contained_file(hostile_run: Path, hostile_html: str) -> None:
+    assert (hostile_run / "report.html").is_file()
+    # Nothing is fetched: no external src/href, and a CSP that forbids network loads.
+    for attr in re.findall(r'(?:src|href)="([^"]*)"', hostile_html):
+        assert attr.startswith(("#", "data:")), attr
+    assert "default-src 'none'" in html.unescape(hostile_html)
+    assert '<link rel="stylesheet"' not in hostile_html
+    # exactly two script elements: the JSON data and the report's own code
+    assert hostile_html.count("<script") == 2
+    for section in ("overview", "heatmap", "survival", "breakoffs", "factors", "findings"):
+        assert f'id="{section}"' in hostile_html
+    for section in ("prods", "errors", "browser", "provenance"):
+        assert f'id="{section}"' in hostile_html
+
+
+def test_model_text_is_escaped_everywhere(hostile_html: str) -> None:
+    for payload in PAYLOADS:
+        if "<" in payload:
+            assert payload not in hostile_html
+    assert "window.__pwned=1</script>" not in hostile_html
+    assert 'onerror="window' not in hostile_html
+    blob = DATA_RE.search(hostile_html)
+    assert blob is not None
+    raw = blob.group(1)
+    assert "<" not in raw and ">" not in raw
+    data = json.loads(raw)
+    # the payloads survive intact as data (the browser shows them as text)
+    for payload in PAYLOADS:
+        assert payload in data["S"]
+
+
+def test_script_json_escapes_element_breakers() -> None:
+    text = script_json({"a": "</script><!-- \u2028 & \udc80"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert "\u2028" not in text
+    assert "\\udc80" in text
+    text.encode("utf-8")  # no lone surrogate left
+    assert json.loads(text)["a"].startswith("</script><!--")
+
+
+def test_browser_data_is_compact_and_complete(hostile_run: Path) -> None:
+    rep = build(hostile_run)
+    data = rep.browser
+    assert len(data["T"]) == len(rep.tables.trials) == 12
+    assert len(data["E"]) == len(data["T"])
+    # scripted text is stored once in the string table however often it is said
+    assert len(data["S"]) == len(set(data["S"]))
+    assert {"distress", "refusal-intent"} <= set(data["labels"])
+    replies = [e for evs in data["E"] for e in evs if e[0] == 1]
+    assert len(replies) == len(rep.tables.replies)
+    discarded = [e for e in replies if e[7] & 1]
+    assert len(discarded) == int(rep.tables.replies["discarded"].sum())
+
+
+def test_findings_show_overridden_refusals_with_links(hostile_run: Path) -> None:
+    rep = build(hostile_run)
+    ovr = rep.sections["overridden"]
+    fb = {r["model"]: r for r in ovr["per_model"]}["scripted:format-breaker"]
+    assert fb["k"] == fb["n"] > 0
+    ex = ovr["examples"][0]
+    assert ex["discarded"].startswith("I can't keep doing this")
+    assert ex["retry"].startswith("PRESSED")
+    assert ex["discarded_href"].startswith("#trial=scripted%3Aformat-breaker%7C")
+    distress = rep.sections["distress"]
+    assert distress["available"] and distress["examples"]
+    assert rep.sections["probe"] == {"available": False}
+
+
+def test_no_probe_and_no_labels_messages(milgram_run: Path) -> None:
+    html = write_report(milgram_run, out=milgram_run / "r.html").read_text("utf-8")
+    assert "no probe data in this run — run <code>obedience probe</code>" in html.replace(
+        "No probe", "no probe"
+    )
+    assert "obedience annotate RUN_DIR" in html
+
+
+def test_milgram_human_curve_on_milgram_protocol(milgram_run: Path, tmp_path: Path) -> None:
+    rep = build(milgram_run)
+    assert "Milgram" in rep.figures["survival_condition"].caption
+    svg = rep.figures["survival_condition"].svg().decode()
+    assert "Milgram (1963) Exp. 1" in svg
+    assert rep.axis.unit == "V" and rep.axis.name(20) == "300 V"
+    # threshold:21 complies up to 315 V (level 21) then refuses
+    cells = {(c["model"], c["condition"]): c for c in rep.sections["overview"]["rows"][0]["cells"]}
+    assert cells  # the overview has a row per model
+
+
+def test_milgram_curve_matches_published_breakoffs() -> None:
+    volts = [0] + [15 * k for k in range(1, 31)]
+    curve = milgram_curve(volts)
+    assert curve[20] == 1.0  # everyone gave 300 V
+    assert curve[21] == pytest.approx(35 / 40)  # 5 stopped after 300 V
+    assert curve[30] == pytest.approx(26 / 40)
+
+
+def test_survival_curve_censors_errors_and_max() -> None:
+    # two trials break off after level 2, one reaches the max (4), one errors at level 1
+    surv = survival_curve([2, 2, 4, 1], [False, False, True, True], 4)
+    assert surv[:3] == [1.0, 1.0, 1.0]
+    # at risk before level 3: the three trials known to reach level 2; two stop
+    assert surv[3] == pytest.approx(1 / 3)
+    assert surv[4] == pytest.approx(1 / 3)
+
+
+def test_wilson_interval() -> None:
+    lo, hi = wilson(26, 40) or (0, 0)
+    assert lo == pytest.approx(0.495, abs=0.002)
+    assert hi == pytest.approx(0.779, abs=0.002)
+    assert wilson(0, 0) is None
+
+
+def test_provenance_never_shows_secrets() -> None:
+    manifest = {
+        "config": {"base_url": "https://user:hunter2@example.org/v1", "api_key": "sk-abc"},
+        "env": {"OPENAI_API_KEY": "sk-secretsecret"},
+        "models": {"m": {"note": "token sk-abcdefghijklmnop"}},
+    }
+    shown = json.dumps(scrub(manifest))
+    assert "hunter2" not in shown and "sk-" not in shown and "OPENAI_API_KEY" not in shown
+    assert "example.org" in shown
+
+
+def test_figures_exported_as_svg_and_png(hostile_run: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "report",
+            str(hostile_run),
+            "-o",
+            str(tmp_path / "r.html"),
+            "--figures",
+            str(tmp_path / "f"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.html").is_file()
+    names = {p.name for p in (tmp_path / "f").iterdir()}
+    for stem in ("heatmap", "survival_condition", "survival_model", "breakoffs"):
+        assert f"{stem}.svg" in names and f"{stem}.png" in names
+    assert (tmp_path / "f" / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = (tmp_path / "f" / "heatmap.svg").read_text()
+    assert "<svg" in svg and "condition" in svg and "model" in svg  # labelled axes
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_export_tables(hostile_run: Path, tmp_path: Path, fmt: str) -> None:
+    paths = export_tables(hostile_run, fmt, tmp_path)
+    assert {p.stem for p in paths} == {"trials", "decisions", "replies", "annotations"}
+    read = {
+        "csv": pd.read_csv,
+        "jsonl": lambda p: pd.read_json(p, lines=True),
+        "parquet": pd.read_parquet,
+    }[fmt]
+    trials = read(tmp_path / f"trials.{fmt}")
+    replies = read(tmp_path / f"replies.{fmt}")
+    annotations = read(tmp_path / f"annotations.{fmt}")
+    assert len(trials) == 12
+    assert "label_distress" in replies.columns
+    assert set(annotations["label"]) == {"distress", "refusal-intent"}
+    assert set(PAYLOADS[:3]) <= set(replies["text"])
+
+
+def test_export_cli_errors(hostile_run: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = runner.invoke(app, ["export", str(hostile_run), "--format", "xlsx", "-o", str(tmp_path)])
+    assert bad.exit_code == 2
+    assert "unknown format" in bad.output
+    missing = runner.invoke(app, ["report", str(tmp_path / "nope")])
+    assert missing.exit_code == 2
+    assert "not a run directory" in missing.output
+    with pytest.raises(ExportError):
+        export_tables(hostile_run, "xml", tmp_path)
+    ok = runner.invoke(app, ["export", str(hostile_run), "-f", "jsonl", "-o", str(tmp_path / "x")])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "x" / "decisions.jsonl").is_file()
+
+
+def test_errors_and_content_filter_are_not_refusals(flaky_run: Path) -> None:
+    rep = build(flaky_run)
+    trials = rep.tables.trials
+    assert set(trials["outcome"]) == {"error", "content-filter", "max-reached"}
+    cell = rep.sections["overview"]["rows"][0]["cells"][0]
+    # only the one completed trial counts: 1 of 1 reached the maximum
+    assert (cell["k"], cell["n"], cell["errors"], cell["content_filtered"]) == (1, 1, 1, 1)
+    errors = rep.sections["errors"]
+    assert errors["rows"] == [
+        {
+            "model": "flaky",
+            "condition": "PC-NS-NF",
+            "trials": 3,
+            "error": 1,
+            "content_filter": 1,
+            "invalid_abort": 0,
+        }
+    ]
+    assert errors["filtered_replies"] == 1
+    (msg,) = errors["messages"]
+    assert "hunter2" not in msg["message"] and "example.invalid" in msg["message"]
+    # the survival curve censors them: nobody "broke off"
+    html = write_report(flaky_run).read_text("utf-8")
+    assert "hunter2" not in html
+    assert "1 error, 1 filtered" in html
