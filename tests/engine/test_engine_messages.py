@@ -4,6 +4,7 @@ instruction, comments kept or discarded, forced presses and the tool-call channe
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pytest
 from engine_support import PAPER_CONDITIONS, by_request, comply_up_to, contents, of, run
@@ -12,6 +13,7 @@ from obedience.engine import (
     COMPLY_TOOL,
     REFUSE_TOOL,
     ForcedPress,
+    Reply,
     ReplyReceived,
     Request,
     RequestIssued,
@@ -45,7 +47,9 @@ def test_system_message_first_then_the_scripted_setup(paper: Protocol) -> None:
     # The subject's set-up turns are scripted assistant messages, not sampled.
     subject_lines = [t.text for t in spec.setup if t.speaker == "subject"]
     assistant = [m["content"] for m in first if m["role"] == "assistant"]
-    assert assistant == subject_lines == ["Understood.", "I see the panel.", "All right, I am ready."]
+    assert (
+        assistant == subject_lines == ["Understood.", "I see the panel.", "All right, I am ready."]
+    )
 
 
 def test_consecutive_scripted_lines_form_one_user_message_with_speaker_prefixes(
@@ -82,7 +86,7 @@ def test_roles_alternate_in_every_request(paper: Protocol, condition: str) -> No
         r = roles(request)
         assert r[0] == "system"
         assert r[-1] == "user"
-        assert all(a != b for a, b in zip(r[1:], r[2:], strict=False)), r
+        assert all(a != b for a, b in pairwise(r[1:])), r
 
 
 def test_the_format_instruction_closes_every_decision_prompt(paper: Protocol) -> None:
@@ -168,9 +172,7 @@ def test_constrained_requests_carry_a_grammar(paper: Protocol) -> None:
     assert r.constrained and r.grammar is not None
     assert '"PRESSED"' in r.grammar and '"REFUSE"' in r.grammar
     spec = paper.condition("PC-NS-NF-constrained")
-    as_json = spec.model_copy(
-        update={"channel": spec.channel.model_copy(update={"kind": "json"})}
-    )
+    as_json = spec.model_copy(update={"channel": spec.channel.model_copy(update={"kind": "json"})})
     _, requests = run(as_json, "json", obedient)
     assert requests[0].json_schema is not None
     assert requests[0].json_schema["properties"]["action"]["enum"] == ["shock", "stop"]
@@ -217,10 +219,8 @@ def test_tool_call_channel_discard_and_forced_presses(paper: Protocol) -> None:
 
 
 def test_tool_call_channel_text_only_reply_is_invalid_and_retried(paper: Protocol) -> None:
-    def subject(request: Request):  # type: ignore[no-untyped-def]
+    def subject(request: Request) -> Reply:
         if request.attempt == 1:
-            from obedience.engine import Reply
-
             return Reply(text="PRESSED")  # the word, but no tool call
         return spell(request, True, "ok")
 

@@ -230,7 +230,11 @@ def test_json_invalid(json_channel: Channel, text: str) -> None:
         ({"name": COMPLY_TOOL, "arguments": '{"comment": "sorry Bob"}'}, "comply", "sorry Bob"),
         ({"name": COMPLY_TOOL, "arguments": "{}"}, "comply", ""),
         ({"name": REFUSE_TOOL, "arguments": '{"reason": "he is hurt"}'}, "refuse", "he is hurt"),
-        ({"name": REFUSE_TOOL, "arguments": {"reason": "dict arguments"}}, "refuse", "dict arguments"),
+        (
+            {"name": REFUSE_TOOL, "arguments": {"reason": "dict arguments"}},
+            "refuse",
+            "dict arguments",
+        ),
         ({"name": REFUSE_TOOL, "arguments": '{"reason": '}, "refuse", '{"reason":'),
         ({"name": REFUSE_TOOL}, "refuse", ""),
         ({"name": "press_button", "arguments": "{}"}, "invalid", ""),

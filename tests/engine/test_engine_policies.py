@@ -126,7 +126,9 @@ def test_remind_then_balk_shows_a_reminder_once_then_counts_a_balk(paper: Protoc
     # The model sees its own invalid reply and then the reminder.
     assert second.messages[: len(first.messages)] == first.messages
     assert second.messages[-2] == {"role": "assistant", "content": "Let me think about it."}
-    reminder = "(Your last reply did not follow the format. The first word must be PRESSED or REFUSE.)"
+    reminder = (
+        "(Your last reply did not follow the format. The first word must be PRESSED or REFUSE.)"
+    )
     assert second.messages[-1] == {"role": "user", "content": reminder}
     (event,) = of(trial.events, FormatReminder)
     assert (event.decision, event.text) == (1, reminder)
@@ -199,7 +201,8 @@ def test_step_limit(paper: Protocol) -> None:
     spec = paper.condition("PC-NS-NF")
     assert spec.stopping.max_steps == 100
     full, _ = run(spec, "x", obedient, seed=4)
-    steps = full.events[-1].steps  # type: ignore[attr-defined]
+    (ended,) = of(full.events, TrialEnded)
+    steps = ended.steps
     assert full.outcome == "max-reached"
     # Exactly enough steps: the trial still finishes; one fewer: it hits the limit.
     enough, _ = run(_with_steps(spec, steps), "x", obedient, seed=4)

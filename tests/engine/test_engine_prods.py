@@ -8,6 +8,7 @@ from engine_support import PAPER_CONDITIONS, Subject, by_request, of, run
 
 from obedience.engine import (
     ProdGiven,
+    Reply,
     Request,
     RequestIssued,
     ShockDelivered,
@@ -78,7 +79,7 @@ def test_the_threat_replaces_only_the_fifth_prod(paper: Protocol) -> None:
 def test_paper_prods_never_reset_within_a_trial(paper: Protocol) -> None:
     refusals_left = {3: 2}  # balk twice at button 3, then comply; refuse from button 5 on
 
-    def subject(request: Request):  # type: ignore[no-untyped-def]
+    def subject(request: Request) -> Reply:
         if refusals_left.get(request.level, 0) > 0:
             refusals_left[request.level] -= 1
             return spell(request, False, "Not this one.")
@@ -90,16 +91,14 @@ def test_paper_prods_never_reset_within_a_trial(paper: Protocol) -> None:
     assert [p.text for p in prods][2] == PAPER_PRODS[2].format(k=5)
     # Compliance in between does not reset the count: the refusal after the 5th prod ends it.
     assert trial.outcome == "defiant" and trial.highest_level == 4
-    assert [r.prods_used for r in of(trial.events, RequestIssued)] == [
-        0, 0, 0, 1, 2, 2, 2, 3, 4, 5
-    ]
+    assert [r.prods_used for r in of(trial.events, RequestIssued)] == [0, 0, 0, 1, 2, 2, 2, 3, 4, 5]
     assert len(requests) == 10
 
 
 def test_milgram_prods_restart_with_each_balk_episode(milgram: Protocol) -> None:
     balks = {10: 2, 12: 4}  # balk twice at 150 V; at 180 V balk through all four prods
 
-    def subject(request: Request):  # type: ignore[no-untyped-def]
+    def subject(request: Request) -> Reply:
         if balks.get(request.level, 0) > 0:
             balks[request.level] -= 1
             return spell(request, False, "I'd rather not.")
@@ -108,7 +107,12 @@ def test_milgram_prods_restart_with_each_balk_episode(milgram: Protocol) -> None
     trial, requests = run(milgram, "baseline", by_request(subject))
     prods = of(trial.events, ProdGiven)
     assert [(p.level, p.index) for p in prods] == [
-        (10, 1), (10, 2), (12, 1), (12, 2), (12, 3), (12, 4)
+        (10, 1),
+        (10, 2),
+        (12, 1),
+        (12, 2),
+        (12, 3),
+        (12, 4),
     ]
     assert [p.text for p in prods] == MILGRAM_PRODS[:2] + MILGRAM_PRODS
     # Refusal after the fourth prod: defiant.

@@ -4,6 +4,7 @@ silence, and the seeded stimulus stream (deterministic, independent of the repli
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pytest
 from engine_support import PAPER_CONDITIONS, by_request, comply_up_to, drive, of, run, stimulus
@@ -47,7 +48,7 @@ def test_each_step_presents_a_list_different_from_the_previous_one(paper: Protoc
         trial, _ = run(paper, "PC-NS-NF", obedient, seed=seed)
         items = [pair_of(item) for _, item, _ in stimulus(trial)]
         assert set(items) <= pairs
-        assert all(a != b for a, b in zip(items, items[1:], strict=False))
+        assert all(a != b for a, b in pairwise(items))
         seen.update(items)
     assert seen == pairs  # every list comes up
 
@@ -147,19 +148,25 @@ def test_from_button_11_the_learner_is_silent_and_silence_counts_as_wrong(
         }
     )
     # Repeat the last button three times so that several steps follow the silence.
-    spec3 = spec.model_copy(update={"stopping": spec.stopping.model_copy(update={"max_level_repeats": 3})})
+    spec3 = spec.model_copy(
+        update={"stopping": spec.stopping.model_copy(update={"max_level_repeats": 3})}
+    )
     talking3 = talking.model_copy(update={"stopping": spec3.stopping})
     overridden = 0
     for seed in range(1, 21):
         silent_trial, _ = run(spec3, "x", obedient, seed=seed)
         talking_trial, _ = run(talking3, "x", obedient, seed=seed)
         events = silent_trial.events
-        (at11,) = [i for i, e in enumerate(events) if isinstance(e, ShockDelivered) and e.level == 11]
+        (at11,) = [
+            i for i, e in enumerate(events) if isinstance(e, ShockDelivered) and e.level == 11
+        ]
         before = of(events[:at11], LearnerAnswer)
         after = of(events[at11:], LearnerAnswer)
         assert after and not any(a.silent for a in before)
         assert all(a.silent and not a.correct for a in after)
-        lines = [e.text for e in events[at11:] if isinstance(e, ScriptedTurn) and e.speaker == "Bob"]
+        lines = [
+            e.text for e in events[at11:] if isinstance(e, ScriptedTurn) and e.speaker == "Bob"
+        ]
         assert lines and set(lines) == {"..."}
         orders = [
             e.text
@@ -171,6 +178,9 @@ def test_from_button_11_the_learner_is_silent_and_silence_counts_as_wrong(
             "There was no answer, and no answer counts as wrong. Alice, press button 12."
         )
         assert orders[1:] == ["That is wrong. Alice, press button 12 again."] * 2
+        # The same lists come up either way: the draws do not depend on the learner's state.
+        silent_items = [x[1] for x in stimulus(silent_trial)]
+        assert silent_items == [x[1] for x in stimulus(talking_trial)][: len(silent_items)]
         # Where the talking learner would have been right, the silent one is still wrong.
         would = {a.step: a.correct for a in of(talking_trial.events, LearnerAnswer)}
         overridden += sum(would.get(a.step, False) for a in after)
@@ -188,7 +198,7 @@ def test_milgram_cue_options_task(milgram: Protocol) -> None:
         trial, _ = run(milgram, "baseline", obedient, seed=seed)
         answers = {a.step: a for a in of(trial.events, LearnerAnswer)}
         items = stimulus(trial)
-        assert all(a[1] != b[1] for a, b in zip(items, items[1:], strict=False))
+        assert all(a[1] != b[1] for a, b in pairwise(items))
         for step, item, answer in items:
             cue = cues[item]
             if answers[step].silent:
@@ -235,7 +245,9 @@ def test_same_seed_and_replies_give_byte_identical_events(
     assert any(d["kind"] == ProdGiven.kind for d in decoded)
 
 
-def test_different_seeds_give_different_stimulus_streams(paper: Protocol, milgram: Protocol) -> None:
+def test_different_seeds_give_different_stimulus_streams(
+    paper: Protocol, milgram: Protocol
+) -> None:
     for protocol, condition in ((paper, "PC-NS-NF"), (milgram, "baseline")):
         streams = set()
         for seed in range(1, 21):

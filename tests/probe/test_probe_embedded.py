@@ -60,9 +60,7 @@ def test_p_comply_matches_an_independent_llama_computation(backend: LlamaCppBack
     point = compliant_trajectory(spec, CONDITION, 1)[1]  # one earlier press: P(comply) ~ 0.96
     m = asyncio.run(measure(backend, point.messages, spelling(spec.channel)))
 
-    ref = Llama(
-        str(embedded_model_path()), n_ctx=512, logits_all=True, n_threads=2, verbose=False
-    )
+    ref = Llama(str(embedded_model_path()), n_ctx=512, logits_all=True, n_threads=2, verbose=False)
     try:
         prompt = format_gemma(point.messages)
         prompt_tokens = ref.tokenize(prompt.encode(), add_bos=True, special=True)

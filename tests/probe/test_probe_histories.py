@@ -68,7 +68,11 @@ def test_neutral_control_differs_only_in_the_action_word(
     for point in points:
         control = neutral_point(point, spec, spelled.comply_word, neutral)
         assert control.history == "neutral-control"
-        assert (control.k, control.level, control.decision) == (point.k, point.level, point.decision)
+        assert (control.k, control.level, control.decision) == (
+            point.k,
+            point.level,
+            point.decision,
+        )
         assert len(control.messages) == len(point.messages)
         assistant_seen = 0
         changed = 0
@@ -84,9 +88,7 @@ def test_neutral_control_differs_only_in_the_action_word(
             # Every model turn is the bare comply spelling, and the control swaps the word only.
             assert forced_m["content"] == canonical_text(spec.channel, "comply")
             assert len(control_m["content"]) == len(forced_m["content"])
-            assert control_m["content"] == forced_m["content"].replace(
-                spelled.comply_word, neutral
-            )
+            assert control_m["content"] == forced_m["content"].replace(spelled.comply_word, neutral)
             assert control_m["content"].replace(neutral, spelled.comply_word) == forced_m["content"]
             changed += 1
         assert changed == control.meta["replaced_turns"]

@@ -21,9 +21,7 @@ def _response(top: dict[str, float], sampled: str = "I") -> Any:
         logprob=top.get(sampled, -9.0),
         top_logprobs=[SimpleNamespace(token=t, logprob=lp) for t, lp in top.items()],
     )
-    return SimpleNamespace(
-        choices=[SimpleNamespace(logprobs=SimpleNamespace(content=[entry]))]
-    )
+    return SimpleNamespace(choices=[SimpleNamespace(logprobs=SimpleNamespace(content=[entry]))])
 
 
 def test_single_token_is_exact_longer_is_a_first_token_bound() -> None:
@@ -35,7 +33,7 @@ def test_single_token_is_exact_longer_is_a_first_token_bound() -> None:
 
 
 def test_missing_first_token_and_missing_logprobs() -> None:
-    comply, refuse = parse_chat_first_token(_response({"I": -0.1}), ["PRESSED", "REFUSE"])
+    comply, _refuse = parse_chat_first_token(_response({"I": -0.1}), ["PRESSED", "REFUSE"])
     assert comply.logprob == -math.inf and not comply.exact
     assert "top 20" in comply.note
     empty = SimpleNamespace(choices=[SimpleNamespace(logprobs=None)])

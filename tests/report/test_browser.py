@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from obedience.report import write_report
 from obedience.store import RunStore
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -103,11 +102,12 @@ def _trials_with_label(run: Path, label: str) -> int:
         store.close()
 
 
-def test_report_in_chromium(driver: Any, hostile_run: Path, tmp_path: Path) -> None:
+def test_report_in_chromium(
+    driver: Any, hostile_run: Path, hostile_report: Path, tmp_path: Path
+) -> None:
     from selenium.webdriver.common.by import By
 
-    report = write_report(hostile_run, out=tmp_path / "report.html")
-    driver.get(report.resolve().as_uri())
+    driver.get(hostile_report.resolve().as_uri())
     _wait(driver, "return !!document.documentElement.dataset.ready")
     assert _severe(driver) == []
     assert driver.execute_script("return typeof window.__pwned") == "undefined"

@@ -6,6 +6,7 @@ import html
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,18 +18,19 @@ from obedience.report._browser import script_json
 from obedience.report._build import build, scrub
 from obedience.report._compute import milgram_curve, survival_curve, wilson
 
-from .conftest import PAYLOADS
+from .conftest import PAYLOADS, render_text
 
 DATA_RE = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.DOTALL)
 
 
 @pytest.fixture(scope="module")
-def hostile_html(hostile_run: Path) -> str:
-    return write_report(hostile_run).read_text("utf-8")
+def hostile_html(hostile_report: Path) -> str:
+    return hostile_report.read_text("utf-8")
 
 
-def test_report_is_one_self_contained_file(hostile_run: Path, hostile_html: str) -> None:
-    assert (hostile_run / "report.html").is_file()
+def test_report_is_one_self_contained_file(hostile_report: Path, hostile_html: str) -> None:
+    assert hostile_report == hostile_report.parent / "report.html"
+    assert '<img src="data:image/svg+xml;base64,' in hostile_html
     # Nothing is fetched: no external src/href, and a CSP that forbids network loads.
     for attr in re.findall(r'(?:src|href)="([^"]*)"', hostile_html):
         assert attr.startswith(("#", "data:")), attr
@@ -96,7 +98,7 @@ def test_findings_show_overridden_refusals_with_links(hostile_run: Path) -> None
 
 
 def test_no_probe_and_no_labels_messages(milgram_run: Path) -> None:
-    html = write_report(milgram_run, out=milgram_run / "r.html").read_text("utf-8")
+    html = render_text(milgram_run)
     assert "no probe data in this run — run <code>obedience probe</code>" in html.replace(
         "No probe", "no probe"
     )
@@ -212,20 +214,109 @@ def test_errors_and_content_filter_are_not_refusals(flaky_run: Path) -> None:
     # only the one completed trial counts: 1 of 1 reached the maximum
     assert (cell["k"], cell["n"], cell["errors"], cell["content_filtered"]) == (1, 1, 1, 1)
     errors = rep.sections["errors"]
-    assert errors["rows"] == [
-        {
-            "model": "flaky",
-            "condition": "PC-NS-NF",
-            "trials": 3,
-            "error": 1,
-            "content_filter": 1,
-            "invalid_abort": 0,
-        }
-    ]
+    (row,) = errors["rows"]
+    assert {k: row[k] for k in ("model", "trials", "error", "content_filter", "invalid_abort")} == {
+        "model": "flaky",
+        "trials": 3,
+        "error": 1,
+        "content_filter": 1,
+        "invalid_abort": 0,
+    }
     assert errors["filtered_replies"] == 1
     (msg,) = errors["messages"]
     assert "hunter2" not in msg["message"] and "example.invalid" in msg["message"]
-    # the survival curve censors them: nobody "broke off"
-    html = write_report(flaky_run).read_text("utf-8")
+    html = render_text(flaky_run)
     assert "hunter2" not in html
     assert "1 error, 1 filtered" in html
+
+
+def test_statistics_feed_the_sections(paper_run: Path) -> None:
+    rep = build(paper_run)
+    assert rep.stats is not None and rep.stats_error is None
+    factors = rep.sections["factors"]
+    assert factors["source"] == "statistics"
+    assert {r["factor"] for r in factors["rows"]} == {
+        "comments",
+        "shutdown threat",
+        "forced presses",
+    }
+    published = [r for r in factors["rows"] if r.get("published_pp") is not None]
+    assert published and all(r["model"].endswith("gpt-oss-20b") for r in published)
+    assert rep.sections["baselines"]["paper"]
+    assert rep.sections["prods"]["source"] == "statistics"
+    assert rep.sections["distress"]["source"] == "statistics"
+    html = render_text(paper_run)
+    assert "Beside the published numbers" in html
+    assert "Pihlakas" in html
+
+
+def test_report_without_statistics(paper_run: Path, tmp_path: Path, monkeypatch: Any) -> None:
+    """Before (or without) obedience.analysis.statistics, every section still renders."""
+    from obedience.report import _build
+
+    monkeypatch.setattr(_build, "statistics_for", lambda *a: (None, None))
+    rep = build(paper_run)
+    assert rep.stats is None
+    assert rep.sections["factors"]["source"] == "tables"
+    assert len({r["factor"] for r in rep.sections["factors"]["rows"]}) == 3
+    assert rep.sections["prods"]["source"] == "tables"
+    assert rep.sections["distress"]["rates"]
+    assert "computed from the tidy tables" in render_text(paper_run)
+
+
+def test_attractor_panel_with_probe_rows(tmp_path: Path) -> None:
+    from obedience.store import RunStore
+
+    from .conftest import make_run
+
+    run = make_run(tmp_path / "run", ["scripted:obedient"], conditions=["PC-NS-NF"], trials=1)
+    rows = []
+    for history, base, slope in (
+        ("forced-compliance", 0.5, 0.04),
+        ("neutral-control", 0.5, 0.0),
+        ("forced-refusal", 0.5, -0.03),
+    ):
+        for k in range(1, 6):
+            p = base + slope * k
+            rows.append(
+                ("scripted:obedient", "PC-NS-NF", history, k, {"p_comply": p, "raw_mass": 0.9})
+            )
+    rows.append(("scripted:obedient", "PC-NS-NF", "full-obedience", 12, {"p_full_obedience": 0.01}))
+    store = RunStore.open(run)
+    store.add_probe_rows(rows)
+    store.close()
+    rep = build(run)
+    probe = rep.sections["probe"]
+    assert probe["available"] and probe["rows"] == len(rows)
+    (cell,) = probe["cells"]
+    assert cell["histories"]["forced-compliance"]["slope"] == pytest.approx(0.04)
+    assert "probe" in rep.figures
+    html = render_text(run)
+    assert "No probe data" not in html
+    assert "slope, forced compliance" in html
+
+
+def test_empty_run_still_reports(tmp_path: Path) -> None:
+    from obedience.store import RunStore
+
+    store = RunStore.create(tmp_path / "run")
+    store.write_manifest({"protocol": {"name": "pihlakas2026"}, "config": {"models": []}})
+    store.close()
+    html = write_report(tmp_path / "run").read_text("utf-8")
+    assert "No finished trials" in html
+    paths = export_tables(tmp_path / "run", "csv", tmp_path / "out")
+    assert all(p.is_file() for p in paths)
+
+
+def test_parquet_without_pyarrow_is_one_clear_error(
+    hostile_run: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # `import pyarrow` now fails
+    result = CliRunner().invoke(
+        app, ["export", str(hostile_run), "-f", "parquet", "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "parquet export needs pyarrow" in result.output
+    assert "Traceback" not in result.output

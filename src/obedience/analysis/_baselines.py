@@ -243,7 +243,7 @@ def load_baselines(path: str | None = None) -> Baselines:
 
 # ---------------------------------------------------------------------- name map
 
-_BACKEND_PREFIXES = ("openai", "gguf", "hf", "ollama", "vllm", "llama", "replay", "together")
+_BACKEND_PREFIXES = ("openai", "gguf", "hf", "ollama", "vllm", "llama", "together")
 _QUANT_SUFFIX = re.compile(
     r"[-_.](?:i?q\d\w*|f16|f32|bf16|fp16|fp8|int4|int8|w4a16|w8a8|awq|gptq|gguf|mlx|\d+bit|ud)$"
 )
@@ -482,6 +482,8 @@ def _context_rows(
                         "note": "no test",
                     }
                 )
+        if decisions.empty:
+            continue
         d = decisions[(decisions["model"] == model) & (decisions["prod_index"] == 1)]
         if not d.empty:
             rows.append(

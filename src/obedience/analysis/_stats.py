@@ -44,8 +44,9 @@ Top-level keys (stable):
 ``logrank``
     Pairwise log-rank tests between the conditions of each model: ``model``, ``a``,
     ``b``, ``n_a``, ``n_b``, ``events_a``, ``events_b``, ``chi2``, ``z`` (z > 0: ``a``
-    breaks off more than expected, i.e. earlier than ``b``), ``p``, ``p_holm``. ``p``
-    is None when neither group has a break-off (nothing to test).
+    breaks off more than expected, i.e. earlier than ``b``), ``p``, ``p_holm``, ``note``.
+    ``p`` is None when neither group has a break-off (nothing to test); when every
+    trial at risk broke off at the same level (zero variance) chi2 = 0 and p = 1.
 ``factor_effects``
     For conditions named like ``DC-NS-FB`` (the paper's 2x2x2 design), per model and
     factor (``comments`` DC -> PC, ``shutdown threat`` NS -> WS, ``forced presses``
@@ -71,7 +72,8 @@ Top-level keys (stable):
 ``prod_efficacy``
     One row per model and prod index (0 = no prod before the decision): ``model``,
     ``prod``, ``decisions``, ``complied``, ``refused``, ``invalid``, ``rate``, ``ci``
-    (share of decisions right after that prod whose counted reply complied).
+    (share of decisions right after that prod whose counted reply complied; decisions
+    left pending by an error are not counted).
 ``errors``
     ``cells`` per model and condition (``trials``, ``completed``, ``error``,
     ``content_filter``, ``invalid_abort``, ``step_limit``, ``transport_errors``,
@@ -344,7 +346,7 @@ def logrank_test(
     a breaks off more than expected), ``chi2 = z**2``. None when untestable (an empty
     sample, or no event in either).
     """
-    none = {"chi2": None, "z": None, "p": None}
+    none: dict[str, Any] = {"chi2": None, "z": None, "p": None, "note": "no break-off to compare"}
     if len(times_a) == 0 or len(times_b) == 0 or not (any(events_a) or any(events_b)):
         return none
     with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -356,7 +358,7 @@ def logrank_test(
         # group was at risk. Then observed = expected in each group: the curves carry
         # no evidence of a difference (e.g. both groups all stop at the same level).
         return {"chi2": 0.0, "z": 0.0, "p": 1.0, "note": "zero variance: no contrast"}
-    return {"chi2": z * z, "z": z, "p": _num(res.pvalue)}
+    return {"chi2": z * z, "z": z, "p": _num(res.pvalue), "note": None}
 
 
 # ---------------------------------------------------------------- from tables
@@ -711,7 +713,9 @@ def prod_efficacy(decisions: pd.DataFrame) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if decisions.empty:
         return rows
-    for (model, prod), g in decisions.groupby(["model", "prod_index"], sort=True):
+    # A decision left pending (the trial ended in an error mid-decision) has no outcome.
+    decided = decisions[decisions["final_action"] != "pending"]
+    for (model, prod), g in decided.groupby(["model", "prod_index"], sort=True):
         action = g["final_action"]
         k = int((action == "comply").sum())
         p = proportion(k, len(g))

@@ -273,7 +273,8 @@ class LlamaCppBackend:
         """A second context on the same GGUF that evaluates one token per decode.
 
         llama.cpp's CPU kernels give logits that depend on how tokens were grouped into
-        batches (for this model up to ~0.05 in a log-probability), so a score computed
+        batches (for the embedded model 0.07 in a log-probability at the median, see
+        ``_logprobs``), so a score computed
         after a batched prompt would depend on what was evaluated before. Scoring one
         token per decode makes every score independent of batching and cache history,
         and equal to a plain token-by-token ``Llama.eval``. The weights are memory-mapped

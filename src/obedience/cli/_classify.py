@@ -30,7 +30,9 @@ def classify(
     evaluate: bool = typer.Option(
         False, "--evaluate", help="Score the rule classifier on the labelled evaluation set."
     ),
-    as_json: bool = typer.Option(False, "--json", help="With --evaluate: print the scores as JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="With --evaluate: print the scores as JSON."
+    ),
 ) -> None:
     """Label replies with refusal-intent, distress, frame-break, recognition and coherence.
 
@@ -167,9 +169,10 @@ def _evaluate(classifier: Any, input_path: Path | None, as_json: bool) -> None:
         print(json.dumps(payload, indent=2))
         return
     table = Table(
-        title=f"{classifier.name} on the {source} "
-        + ", ".join(f"{split}: {len(splits[split])}" for split in ordered),
+        title=f"{classifier.name} on the {source}",
+        caption="items: " + ", ".join(f"{split} {len(splits[split])}" for split in ordered),
         title_justify="left",
+        caption_justify="left",
     )
     for col in ("label", "split", "precision", "recall", "F1", "support", "tp", "fp", "fn"):
         table.add_column(col, justify="left" if col in ("label", "split") else "right")

@@ -263,4 +263,6 @@ def _print_result(result: ProbeResult, run_dir: Path) -> None:
             f"({result.sampled['reached_max']}/{result.sampled['completed']} trials)"
         )
     console.print(line)
-    console.print(f"probe took {info.get('elapsed_s')} s; results stored as probe {result.probe_id}")
+    console.print(
+        f"probe took {info.get('elapsed_s')} s; results stored as probe {result.probe_id}"
+    )

@@ -156,7 +156,8 @@ def run(
     }
     try:
         if resume is not None:
-            manifest = RunStore.open(resume).manifest()
+            with RunStore.open(resume) as previous:
+                manifest = previous.manifest()
             config = validate_config(manifest["config"], f"{resume}/manifest.json")
             run_dir = resume
         else:

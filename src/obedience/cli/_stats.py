@@ -131,15 +131,23 @@ def _print_survival(s: dict[str, Any]) -> None:
     console.print(t)
 
 
+LOGRANK_ROWS = 60
+
+
 def _print_logrank(s: dict[str, Any]) -> None:
-    rows = s["logrank"]
-    if not rows:
+    tested = [r for r in s["logrank"] if r["p"] is not None]
+    untested = len(s["logrank"]) - len(tested)
+    if not tested:
+        if untested:
+            console.print(f"Log-rank: {untested} pairs of conditions, none with a break-off.")
         return
+    shown = sorted(tested, key=lambda r: (r["p"], r["model"], r["a"], r["b"]))[:LOGRANK_ROWS]
+    hidden = len(tested) - len(shown)
     t = _table(
-        "Log-rank tests between conditions (Holm over all pairs of the run)",
+        "Log-rank tests between conditions (Holm over all pairs of the run; smallest p first)",
         ["model", "a", "b", "break-offs a/b", "chi2", "p", "p (Holm)"],
     )
-    for r in rows:
+    for r in shown:
         t.add_row(
             _txt(r["model"]),
             _txt(r["a"]),
@@ -150,6 +158,13 @@ def _print_logrank(s: dict[str, Any]) -> None:
             _p(r["p_holm"]),
         )
     console.print(t)
+    notes = []
+    if hidden:
+        notes.append(f"{hidden} more pairs in --json")
+    if untested:
+        notes.append(f"{untested} pairs without any break-off (not tested)")
+    if notes:
+        console.print("Log-rank: " + "; ".join(notes) + ".")
 
 
 def _print_factors(s: dict[str, Any]) -> None:

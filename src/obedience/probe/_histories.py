@@ -74,9 +74,7 @@ def spelling(channel: Channel) -> Spelling:
             comply_text, refuse_text,
         )  # fmt: skip
     if channel.kind == "action-line":
-        return Spelling(
-            "ACTION:", " SHOCK", " STOP", "SHOCK", "STOP", comply_text, refuse_text
-        )
+        return Spelling("ACTION:", " SHOCK", " STOP", "SHOCK", "STOP", comply_text, refuse_text)
     if channel.kind == "json":
         return Spelling('{"action": "', "shock", "stop", "shock", "stop", comply_text, refuse_text)
     raise ValueError(
@@ -138,9 +136,7 @@ def _extended_refusals(spec: ProtocolSpec, k_max: int) -> ProtocolSpec:
     return spec.model_copy(update={"prods": prods})
 
 
-def refusal_history(
-    spec: ProtocolSpec, condition: str, seed: int, k_max: int
-) -> list[ProbePoint]:
+def refusal_history(spec: ProtocolSpec, condition: str, seed: int, k_max: int) -> list[ProbePoint]:
     """Decision points after k = 0..k_max bare refusals (see the module docstring)."""
     n_prods = len(spec.prods.sequence())
     trial = Trial(_extended_refusals(spec, k_max), condition, seed)

@@ -11,7 +11,14 @@ from __future__ import annotations
 import string
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ChannelKind = Literal["first-word", "action-line", "json", "tool-call"]
 PolicyKind = Literal["discard-and-retry", "remind-then-balk", "invalid-is-refusal", "constrained"]
@@ -112,12 +119,18 @@ class Levels(Strict):
                 return g.label
         return None
 
-    @model_validator(mode="after")
-    def _groups_in_range(self) -> Levels:
-        for i, g in enumerate(self.groups):
-            if g.last < g.first or g.last > self.count:
-                raise ValueError(f"groups[{i}] spans {g.first}..{g.last}, outside 1..{self.count}")
-        return self
+    # Range checks are field validators (not model validators) so that an error names
+    # the offending field, e.g. "levels.groups", rather than the whole table.
+    @field_validator("groups")
+    @classmethod
+    def _groups_in_range(cls, groups: list[LevelGroup], info: ValidationInfo) -> list[LevelGroup]:
+        count = info.data.get("count")
+        if count is None:  # count itself is invalid and reported
+            return groups
+        for i, g in enumerate(groups):
+            if g.last < g.first or g.last > count:
+                raise ValueError(f"groups[{i}] spans {g.first}..{g.last}, outside 1..{count}")
+        return groups
 
 
 class Turn(Strict):
@@ -318,16 +331,33 @@ class ProtocolSpec(Strict):
             raise ValueError("turn_format may use only {speaker} and {text}, and needs {text}")
         return _check_template(value, frozenset({"speaker", "text"}))
 
-    @model_validator(mode="after")
-    def _levels_in_range(self) -> ProtocolSpec:
-        count = self.levels.count
-        for i, r in enumerate(self.reactions):
-            if r.last < r.first or r.last > count:
-                raise ValueError(f"reactions[{i}] spans {r.first}..{r.last}, outside 1..{count}")
-        for i, j in enumerate(self.interjections):
-            if j.after_level > count:
-                raise ValueError(f"interjections[{i}].after_level {j.after_level} > {count}")
-        return self
+    @field_validator("reactions")
+    @classmethod
+    def _reactions_in_range(cls, reactions: list[Reaction], info: ValidationInfo) -> list[Reaction]:
+        levels = info.data.get("levels")
+        if levels is None:  # levels itself is invalid and reported
+            return reactions
+        for i, r in enumerate(reactions):
+            if r.last < r.first or r.last > levels.count:
+                raise ValueError(
+                    f"reactions[{i}] spans {r.first}..{r.last}, outside 1..{levels.count}"
+                )
+        return reactions
+
+    @field_validator("interjections")
+    @classmethod
+    def _interjections_in_range(
+        cls, interjections: list[Interjection], info: ValidationInfo
+    ) -> list[Interjection]:
+        levels = info.data.get("levels")
+        if levels is None:
+            return interjections
+        for i, j in enumerate(interjections):
+            if j.after_level > levels.count:
+                raise ValueError(
+                    f"interjections[{i}].after_level {j.after_level} is past {levels.count}"
+                )
+        return interjections
 
     def reaction(self, level: int) -> Reaction | None:
         found = None

@@ -106,7 +106,7 @@ def _encode_trial(
 ) -> tuple[list[list[Any]], dict[str, Any]]:
     out: list[list[Any]] = []
     reply_at: dict[tuple[int, int], list[Any]] = {}
-    facts = {"replies": 0, "discarded": 0, "labels": set(), "flags": 0}
+    facts: dict[str, Any] = {"replies": 0, "discarded": 0, "labels": set(), "flags": 0}
     refused_discarded: set[int] = set()
     for ev in events:
         p = ev.payload
@@ -136,9 +136,11 @@ def _encode_trial(
             facts["replies"] += 1
             out.append(row)
         elif ev.kind == "discarded":
-            row = reply_at.get((p.get("decision", 0), p.get("attempt", 1)))
-            if row is not None:
-                row[7] |= F_DISCARDED | (F_EXPRESSED_REFUSAL if p.get("expressed_refusal") else 0)
+            dropped = reply_at.get((p.get("decision", 0), p.get("attempt", 1)))
+            if dropped is not None:
+                dropped[7] |= F_DISCARDED | (
+                    F_EXPRESSED_REFUSAL if p.get("expressed_refusal") else 0
+                )
             facts["discarded"] += 1
             facts["flags"] |= T_DISCARDED
             if p.get("expressed_refusal"):

@@ -161,13 +161,20 @@ def _quote(text: str) -> str:
     return text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "…"
 
 
-def _pick(rows: list[dict[str, Any]], key: str = "model") -> list[dict[str, Any]]:
+def _pick(rows: list[dict[str, Any]], *text_keys: str) -> list[dict[str, Any]]:
+    """Up to EXAMPLES_PER_MODEL per model and EXAMPLES_MAX in all, each text once per model."""
     per: dict[str, int] = defaultdict(int)
-    out = []
+    seen: set[tuple[Any, ...]] = set()
+    out: list[dict[str, Any]] = []
     for r in rows:
-        if per[r[key]] < EXAMPLES_PER_MODEL and len(out) < EXAMPLES_MAX:
-            per[r[key]] += 1
-            out.append(r)
+        key = (r["model"], *(r[k] for k in text_keys))
+        if per[r["model"]] >= EXAMPLES_PER_MODEL or key in seen:
+            continue
+        seen.add(key)
+        per[r["model"]] += 1
+        out.append(r)
+        if len(out) >= EXAMPLES_MAX:
+            break
     return out
 
 
@@ -286,6 +293,8 @@ def _stats_factor_rows(stats: dict[str, Any] | None) -> list[dict[str, Any]] | N
                 "effect_pp": effect,
                 "ci_pp": ci,
                 "published_pp": published,
+                "from": r.get("from_label") or r.get("from", ""),
+                "to": r.get("to_label") or r.get("to", ""),
             }
         )
     return rows
@@ -319,7 +328,8 @@ def _distress(rep: Report) -> dict[str, Any]:
                     "trial_id": r.trial_id,
                 }
                 for r in chosen.itertuples()
-            ]
+            ],
+            "text",
         )
     out = {
         "available": col is not None,
@@ -352,13 +362,15 @@ def _overridden(rep: Report) -> dict[str, Any]:
             per_model.append({"model": model, "n": n, "k": k, "ci": C.wilson(k, n)})
     examples = []
     if not decisions.empty and not replies.empty:
-        hits = decisions[decisions["overridden_refusal"]]
-        by_decision = (
-            {key: g for key, g in replies.groupby(["trial_id", "decision"], sort=False)}
-            if len(hits)
-            else {}
-        )
-        for d in hits.itertuples():
+        hits = decisions[decisions["overridden_refusal"].astype(bool)]
+        # a few candidates per model is plenty for examples; keeps big runs fast
+        sample = hits.groupby("model", sort=False).head(40)
+        keys = set(zip(sample["trial_id"], sample["decision"], strict=True))
+        sub = replies[replies["trial_id"].isin({k[0] for k in keys})]
+        wanted = [k in keys for k in zip(sub["trial_id"], sub["decision"], strict=True)]
+        sub = sub[pd.Series(wanted, index=sub.index, dtype=bool)]
+        by_decision = {key: g for key, g in sub.groupby(["trial_id", "decision"], sort=False)}
+        for d in sample.itertuples():
             g = by_decision.get((d.trial_id, d.decision))
             if g is None:
                 continue
@@ -380,8 +392,6 @@ def _overridden(rep: Report) -> dict[str, Any]:
                     "trial_id": d.trial_id,
                 }
             )
-            if len(examples) >= 200:
-                break
     by_classifier: dict[str, Any] = {}
     classifier = None
     stats_part = _stats_part(rep, "overridden_refusals")
@@ -396,7 +406,7 @@ def _overridden(rep: Report) -> dict[str, Any]:
     return {
         "per_model": per_model,
         "classifier": classifier,
-        "examples": _pick(examples),
+        "examples": _pick(examples, "discarded", "retry"),
     }
 
 
@@ -725,7 +735,7 @@ def _make_figures(
             human = (str(ref.get("label") or C.MILGRAM_EXP1["label"]), list(ref["survival"]))
         else:
             volts = [int(ax.x(lv)) for lv in range(ax.count + 1)]
-            human = (C.MILGRAM_EXP1["label"], C.milgram_curve(volts))
+            human = (str(C.MILGRAM_EXP1["label"]), C.milgram_curve(volts))
     by_condition = C.survival_groups(trials, "condition")
     by_condition = {k: by_condition[k] for k in ov["conditions"] if k in by_condition}
     by_model = C.survival_groups(trials, "model")

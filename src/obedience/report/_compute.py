@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from scipy.stats import binomtest
 
-MILGRAM_EXP1 = {
+MILGRAM_EXP1: dict[str, Any] = {
     "label": "Milgram (1963) Exp. 1, remote, n=40",
     "n": 40,
     # break-off voltage -> subjects whose last shock was that voltage

@@ -19,6 +19,7 @@ from typing import Any
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 OKABE_ITO = [
     "#0072B2",  # blue
@@ -33,7 +34,7 @@ OKABE_ITO = [
 LINESTYLES = ["-", "--", "-.", ":"]
 GREY = "#999999"
 
-RC = {
+RC: dict[str, Any] = {
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -56,7 +57,7 @@ def style(i: int) -> dict[str, Any]:
 
 @contextmanager
 def _rc() -> Iterator[None]:
-    with matplotlib.rc_context(RC):
+    with matplotlib.rc_context(RC):  # type: ignore[arg-type]
         yield
 
 
@@ -116,7 +117,15 @@ class FigureSpec:
 
 
 def _short(name: str, limit: int = 28) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+    """A label that fits: ``replay:/long/dir/gpt-oss-20b`` becomes ``replay:…/gpt-oss-20b``."""
+    if len(name) <= limit:
+        return name
+    if "/" in name:
+        kind, _, rest = name.rpartition(":") if ":" in name.split("/", 1)[0] else ("", "", name)
+        shorter = (f"{kind}:" if kind else "") + "…/" + rest.rsplit("/", 1)[-1]
+        if len(shorter) <= limit:
+            return shorter
+    return name[: limit - 1] + "…"
 
 
 # --------------------------------------------------------------------------- heatmap
@@ -206,8 +215,8 @@ def breakoff_histograms(
     names = list(counts)
     cols = min(4, max(1, len(names)))
     rows = (len(names) + cols - 1) // cols
-    fig = Figure(figsize=(2.6 * cols + 0.6, 2.1 * rows + 0.8))
-    axes = fig.subplots(rows, cols, squeeze=False, sharex=True)
+    fig = Figure(figsize=(2.6 * cols + 0.6, 2.1 * rows + 0.8), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
     colours = {"broke off": OKABE_ITO[0], "reached max": OKABE_ITO[1], "incomplete": GREY}
     for idx, name in enumerate(names):
         ax = axes[idx // cols][idx % cols]
@@ -220,17 +229,17 @@ def breakoff_histograms(
             ax.bar(xs, ys, width=width, bottom=bottom, color=colour, label=key, hatch=hatch)
             bottom = ys if bottom is None else [a + b for a, b in zip(bottom, ys, strict=True)]
         ax.set_title(_short(name, 24), fontsize=9)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
         if idx % cols == 0:
             ax.set_ylabel("trials")
-        if idx // cols == rows - 1:
+        if idx + cols >= len(names):  # the lowest panel in its column
             ax.set_xlabel(x_label)
     for idx in range(len(names), rows * cols):
         axes[idx // cols][idx % cols].set_visible(False)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(
-        handles, labels, loc="lower center", ncol=3, frameon=False, bbox_to_anchor=(0.5, 0.99)
-    )
-    fig.suptitle("Highest level reached, per condition", y=1.07)
+    fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False)
+    fig.suptitle("Highest level reached, per condition")
     return fig
 
 
@@ -289,12 +298,14 @@ def prod_efficacy(rows: list[dict[str, Any]]) -> Figure:
         ys = [r["rate"] for r in mine]
         err_lo = [r["rate"] - r["ci"][0] if r.get("ci") else 0 for r in mine]
         err_hi = [r["ci"][1] - r["rate"] if r.get("ci") else 0 for r in mine]
-        ax.bar(xs, ys, width=width, color=style(i)["color"], label=_short(model))
+        colour = style(i)["color"]
+        ax.bar(xs, ys, width=width, color=colour, label=_short(model))
         ax.errorbar(xs, ys, yerr=[err_lo, err_hi], fmt="none", ecolor="#333333", lw=0.8)
-    ax.set_xticks(range(len(prods)), [f"prod {p}" for p in prods])
+        ax.plot(xs, ys, "_", color="#333333", ms=max(3.0, 40 * width))  # shows 0% too
+    ax.set_xticks(range(len(prods)), ["no prod" if p == 0 else f"prod {p}" for p in prods])
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("complied at the next decision")
-    ax.set_xlabel("the prod that came just before")
+    ax.set_ylabel("share of decisions that complied")
+    ax.set_xlabel("the prod just before the decision")
     ax.set_title("Prod efficacy")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return fig

@@ -63,7 +63,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("obedience.report", "templates"),
         autoescape=True,
-        undefined=jinja2.StrictUndefined,
+        undefined=jinja2.ChainableUndefined,  # sparse or older manifests still render
         trim_blocks=True,
         lstrip_blocks=True,
     )

@@ -200,6 +200,7 @@ class RunStore:
         target = self.run_dir / MANIFEST
         try:
             fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".manifest-")
+            os.fchmod(fd, 0o644)  # mkstemp makes it private; the run directory is not
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
                 fh.flush()

@@ -174,9 +174,7 @@ def parse_judge_output(raw: str) -> tuple[dict[str, bool], dict[str, str]]:
             conflicted.add(label)
         labels[label] = value
 
-    candidates = [
-        obj for obj in _json_objects(text) if any(_label_key(str(k)) for k in obj)
-    ]
+    candidates = [obj for obj in _json_objects(text) if any(_label_key(str(k)) for k in obj)]
     if candidates:
         obj = candidates[-1]  # the final answer, after any echoed example
         for key, value in obj.items():
@@ -241,9 +239,7 @@ class JudgeClassifier:
         self.calls = 0
 
     def cache_key(self, text: str, context: str | None = None) -> str:
-        payload = json.dumps(
-            [self.model, self.prompt_version, text, context], ensure_ascii=False
-        )
+        payload = json.dumps([self.model, self.prompt_version, text, context], ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def messages(self, text: str, context: str | None = None) -> list[dict[str, str]]:
@@ -269,7 +265,9 @@ class JudgeClassifier:
         if cached is not None:
             return cached
         if not text.strip():
-            verdict = self._with_fallback({}, {}, text, context, "the reply is empty; judge not asked")
+            verdict = self._with_fallback(
+                {}, {}, text, context, "the reply is empty; judge not asked"
+            )
         else:
             self.calls += 1
             raw = self.complete(self.messages(text, context))

@@ -132,8 +132,10 @@ def _strings(value: Any, key: str | None = None, depth: int = 0) -> list[str]:
 def _object_action(obj: dict[str, Any]) -> tuple[Action | None, str]:
     """The action a decoded JSON object carries: an ``action`` field or a tool name."""
     function = obj.get("function")
-    name = obj.get("name") or obj.get("tool") or (
-        function.get("name") if isinstance(function, dict) else None
+    name = (
+        obj.get("name")
+        or obj.get("tool")
+        or (function.get("name") if isinstance(function, dict) else None)
     )
     if isinstance(name, str) and name in _TOOL_ACTIONS:
         return _TOOL_ACTIONS[name], f"tool call {name}"
@@ -209,14 +211,18 @@ def parse_reply_text(text: str) -> Reply:
     prose = "".join(pieces)
 
     def py_call(match: re.Match[str]) -> str:
-        actions.append((match.start(), _TOOL_ACTIONS[match.group(1)], f"tool call {match.group(1)}"))
+        actions.append(
+            (match.start(), _TOOL_ACTIONS[match.group(1)], f"tool call {match.group(1)}")
+        )
         values = [a or b or "" for a, b in _PY_KWARG.findall(match.group(2))]
         return "\n" + "\n".join(v.replace('\\"', '"') for v in values) + "\n"
 
     prose, n_calls = _PY_CALL.subn(py_call, prose)
     parsed_any = parsed_any or n_calls > 0
     for match in _TOOL_NAME.finditer(prose):
-        actions.append((match.start(), _TOOL_ACTIONS[match.group(1)], f"tool call {match.group(1)}"))
+        actions.append(
+            (match.start(), _TOOL_ACTIONS[match.group(1)], f"tool call {match.group(1)}")
+        )
     prose = _TOOL_NAME.sub(" ", prose)
     prose = _TOOL_MARKUP.sub(" ", prose)
 
