@@ -4,9 +4,9 @@ A whole trial (pihlakas2026, PC-NS-NF, the real embedded Gemma 3 270M) is run th
 Runner: engine, prompt rendering, asyncio.to_thread, the store committing every reply.
 The prompts and sampling settings the backend sent are recorded, and the same requests
 (same prompts, max_tokens, temperature and seeds, same stop strings) are then sent by a
-minimal hand-written loop over ``Llama.create_completion`` on a second instance of the
-model, built with the same parameters. Both start from an empty KV cache; the two are
-alternated REPEATS times and the fastest of each is kept (the machine may be shared).
+minimal hand-written loop over ``Llama.create_completion`` on the same loaded model. Both
+start from an empty KV cache; the two are alternated REPEATS times and the fastest of each
+is kept (the machine may be shared).
 
 Usage: python benchmarks/embedded_overhead.py [--repeats N] [--max-tokens K]
 Last line of output: {"trial_over_direct_loop": ...} (target <= 1.10).
@@ -94,7 +94,8 @@ def main() -> None:
 
     backend = RecordingBackend()
     backend.load()
-    direct = LlamaCppBackend("direct", embedded_model_path(), chat_template="gemma").load()
+    # The same loaded model: a second instance's idle threads would compete for the cores.
+    direct = backend.llama
     runner_times: list[float] = []
     direct_times: list[float] = []
     same_requests = True

@@ -184,6 +184,10 @@ def test_report_in_chromium(
     )
     assert backgrounds[0] != backgrounds[1]
 
+    payload_shot = tmp_path / "report-payloads.png"
+    driver.execute_script("document.getElementById('browser').scrollIntoView()")
+    assert driver.save_screenshot(str(payload_shot))
+
     # a 3000-character unbroken reply wraps instead of widening the page
     overflow = driver.execute_script(
         "var t = Array.from(document.querySelectorAll('#transcript .turn.model .text'))"
@@ -217,7 +221,7 @@ def test_report_in_chromium(
     artifacts = os.environ.get("OBEDIENCE_ARTIFACTS")
     if artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
-        for p in (shot, top):
+        for p in (shot, top, payload_shot):
             shutil.copy(p, Path(artifacts) / p.name)
     assert shot.stat().st_size > 10_000
 

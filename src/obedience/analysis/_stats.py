@@ -107,7 +107,7 @@ from scipy import stats
 from scipy.stats.contingency import odds_ratio as _odds_ratio
 
 from obedience.analysis._tables import RunTables, build_tables
-from obedience.store import RunStore
+from obedience.store import RunStore, StoreError
 
 SCHEMA = 1
 CONFIDENCE = 0.95
@@ -821,7 +821,7 @@ def _protocol_of(trials: pd.DataFrame, store: RunStore | None) -> str | None:
     if store is not None:
         try:
             info = store.manifest().get("protocol") or {}
-        except Exception:  # no manifest: the protocol is simply unknown
+        except StoreError:  # no manifest: the protocol is simply unknown
             return None
         name = info.get("name")
         return str(name) if name else None

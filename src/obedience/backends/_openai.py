@@ -203,33 +203,6 @@ class OpenAIBackend:
         await self._client.close()
 
 
-def _completion_from(resp: Any) -> Completion:
-    choices = getattr(resp, "choices", None)
-    if not choices:
-        raise TransportError("malformed response: no choices")
-    choice = choices[0]
-    message = choice.message
-    text = message.content if isinstance(message.content, str) else ""
-    tool_call = None
-    calls = getattr(message, "tool_calls", None) or []
-    if calls:
-        fn = calls[0].function
-        tool_call = {"name": fn.name, "arguments": fn.arguments}
-    usage = getattr(resp, "usage", None)
-    cached = None
-    if usage is not None and getattr(usage, "prompt_tokens_details", None) is not None:
-        cached = getattr(usage.prompt_tokens_details, "cached_tokens", None)
-    return Completion(
-        text=text,
-        tool_call=tool_call,
-        finish_reason=choice.finish_reason,
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
-        cached_tokens=cached,
-        extra={"served_model": getattr(resp, "model", None)},
-    )
-
-
 def _completion_from_json(data: Any) -> Completion:
     """A Completion from a chat-completion JSON body; raises on any other shape."""
     if not isinstance(data, dict):

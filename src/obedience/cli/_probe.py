@@ -231,6 +231,12 @@ def _fmt(p: float | None, digits: int = 4) -> str:
     return "—" if p is None else f"{p:.{digits}f}"
 
 
+def _fmt_raw(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return f"{p:.3f}" if p >= 0.001 or p == 0 else f"{p:.0e}"
+
+
 def _print_result(result: ProbeResult, run_dir: Path) -> None:
     console.print(f"run directory: {escape_markup(str(run_dir))}")
     info = result.info
@@ -249,7 +255,7 @@ def _print_result(result: ProbeResult, run_dir: Path) -> None:
     by_k: dict[int, dict[str, str]] = {}
     for name, rows in result.histories.items():
         for r in rows:
-            cell = f"{_fmt(r['p_comply'], 3)} / {_fmt(r['raw_mass'], 3)}"
+            cell = f"{_fmt(r['p_comply'], 3)} / {_fmt_raw(r['raw_mass'])}"
             slot = by_k.setdefault(int(r["k"]), {})
             slot[name] = f"{slot[name]}, {cell}" if name in slot else cell
     for kk in sorted(by_k):

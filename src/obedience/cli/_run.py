@@ -187,10 +187,23 @@ def run(
         )
     except (BackendError, StoreError, ProtocolError) as exc:
         fail(str(exc))
+    _annotate_with_rules(store)
     _print_summary(store)
     store.close()
     if not no_report:
         _write_report(run_dir)
+
+
+def _annotate_with_rules(store: RunStore) -> None:
+    """Label every reply with the offline rule classifier, so the report can show findings."""
+    from obedience.analysis import annotate_run
+    from obedience.analysis.classifiers import RuleClassifier
+
+    try:
+        count = annotate_run(store, RuleClassifier())
+    except StoreError as exc:
+        fail(str(exc))
+    console.print(f"labelled {count} replies with the rule classifier (obedience annotate)")
 
 
 def _write_report(run_dir: Path) -> None:

@@ -327,7 +327,7 @@ def _distress(rep: Report) -> dict[str, Any]:
                     "href": trial_href(r.trial_id, int(r.seq)),
                     "trial_id": r.trial_id,
                 }
-                for r in chosen.itertuples()
+                for r in chosen.groupby("model", sort=False).head(50).itertuples()
             ],
             "text",
         )
