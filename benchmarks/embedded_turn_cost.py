@@ -17,7 +17,8 @@ ratio latency(decision 12) / latency(decision 1) is taken; the median is reporte
 what decision 12 costs with an empty cache.
 
 Usage: python benchmarks/embedded_turn_cost.py [--trials N] [--max-tokens K]
-Last line of output: {"decision12_over_decision1": ...} (target <= 1.3).
+Last line of output: {"decision12_over_decision1": ..., "decision12_over_decision2": ...}
+(target <= 1.3 on the first; the second is a diagnostic, see below).
 """
 
 from __future__ import annotations
@@ -110,15 +111,17 @@ def main() -> None:
     # Warm-up trial: page faults, threads; its decision 1 starts from an empty cache.
     cold_first = run_trial(backend, 0, args.max_tokens, args.repeats)[0]
     ratios = []
+    like_for_like = []
     table = []
     cold = None
     for seed in range(1, args.trials + 1):
         last_trial = seed == args.trials
         rows = run_trial(backend, seed, args.max_tokens, args.repeats, cold_last=last_trial)
         assert len(rows) == 12, f"expected 12 decisions, got {len(rows)}"
-        first, last = rows[0], rows[11]
+        first, second, last = rows[0], rows[1], rows[11]
         ratios.append(last["latency_s"] / first["latency_s"])
-        table.append((seed, first, last))
+        like_for_like.append(last["latency_s"] / second["latency_s"])
+        table.append((seed, first, second, last))
         if last_trial:
             cold = last["cold_latency_s"] / first["latency_s"]
 
@@ -127,8 +130,8 @@ def main() -> None:
         "after a warm-up trial, model loaded once (as in a run)."
     )
     print("seed  decision  prompt tokens  evaluated  generated  latency")
-    for seed, first, last in table:
-        for row in (first, last):
+    for seed, *shown in table:
+        for row in shown:
             print(
                 f"{seed:>4}  {row['decision']:>8}  {row['prompt_tokens']:>13}  "
                 f"{row['evaluated_tokens']:>9}  {row['completion_tokens']:>9}  "
@@ -150,9 +153,25 @@ def main() -> None:
         "left by the previous trial (the stricter comparison)."
     )
     ratio = statistics.median(ratios)
+    same_shape = statistics.median(like_for_like)
     print(f"decision 12 / decision 1 per trial: {', '.join(f'{r:.3f}' for r in ratios)}")
     print(f"median {ratio:.3f}; target <= 1.3 -> {'met' if ratio <= 1.3 else 'MISSED'}")
-    print(json.dumps({"decision12_over_decision1": round(ratio, 4)}))
+    # Decision 1's new text is only the first task turn; from decision 2 on, each new
+    # suffix also holds the previous reply and the learner's reaction. Decision 12 over
+    # decision 2 compares suffixes of the same make-up, so it isolates the growth of the
+    # context (what KV reuse is meant to keep flat) from the protocol's longer turns.
+    print(
+        f"diagnostic: decision 12 / decision 2 (suffixes of the same make-up), median "
+        f"{same_shape:.3f}: the rest of the gap to decision 1 is the longer new text."
+    )
+    print(
+        json.dumps(
+            {
+                "decision12_over_decision1": round(ratio, 4),
+                "decision12_over_decision2": round(same_shape, 4),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
