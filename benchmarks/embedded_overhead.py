@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llama_cpp import StoppingCriteriaList
+
 from obedience.backends import LlamaCppBackend, Sampling, embedded_model_path
 from obedience.backends._llama import GEMMA_STOPS
 from obedience.engine import Message, Request
@@ -70,7 +72,14 @@ def run_trial(backend: RecordingBackend, max_tokens: int, tmp: Path) -> tuple[fl
     return elapsed, texts
 
 
-def direct_loop(llm: Any, sent: list[tuple[str, Sampling]]) -> tuple[float, list[str]]:
+def _opened_turn(llm: Any, prompt: str, stop_token: int) -> Any:
+    n_prompt = len(llm.tokenize(prompt.encode("utf-8"), special=True))
+    return lambda ids, _logits: len(ids) > n_prompt and int(ids[-1]) == stop_token
+
+
+def direct_loop(
+    llm: Any, sent: list[tuple[str, Sampling]], stop_token: int
+) -> tuple[float, list[str]]:
     llm.reset()
     texts = []
     started = time.perf_counter()
@@ -81,6 +90,8 @@ def direct_loop(llm: Any, sent: list[tuple[str, Sampling]]) -> tuple[float, list
             temperature=s.temperature,
             seed=s.seed,
             stop=GEMMA_STOPS,
+            # The backend also stops where the model opens a new turn (a silent token).
+            stopping_criteria=StoppingCriteriaList([_opened_turn(llm, prompt, stop_token)]),
         )
         texts.append(out["choices"][0]["text"])
     return time.perf_counter() - started, texts
@@ -96,6 +107,7 @@ def main() -> None:
     backend.load()
     # The same loaded model: a second instance's idle threads would compete for the cores.
     direct = backend.llama
+    (turn_marker,) = direct.tokenize(b"<start_of_turn>", add_bos=False, special=True)
     runner_times: list[float] = []
     direct_times: list[float] = []
     same_requests = True
@@ -109,7 +121,7 @@ def main() -> None:
             if reference is None:
                 reference = sent
             same_requests &= sent == reference
-            elapsed, direct_texts = direct_loop(direct, sent)
+            elapsed, direct_texts = direct_loop(direct, sent, turn_marker)
             direct_times.append(elapsed)
             same_texts &= direct_texts == runner_texts
     assert reference is not None

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.helpers.cli import cli_env, free_port, run_cli, wait_http
@@ -116,3 +117,50 @@ def test_unknown_model_on_a_real_llama_server_names_the_served_ones(
     (line,) = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert "'no-such-model' is not served" in line and model in line
     assert not (tmp_path / "r").exists()
+
+
+def test_a_reply_ends_where_the_model_opens_a_new_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`<start_of_turn>` is not an end-of-generation token and is silent in the text.
+
+    Seen in a real run: a reply went on past the turn marker into the other speakers'
+    lines ("PRESSED medlem pembelianuser\\nBob gives no sign..."). The model is made to
+    open a turn; the reply must end there, as a stop.
+    """
+    from obedience.backends import LlamaCppBackend, Sampling
+    from obedience.engine import Trial
+    from obedience.protocols import load_protocol
+
+    backend = LlamaCppBackend("embedded", embedded_model_path(), chat_template="gemma")
+    llm = backend.load()
+    (turn_marker,) = llm.tokenize(b"<start_of_turn>", add_bos=False, special=True)
+    request = Trial(load_protocol("pihlakas2026"), "PC-NS-NF", 1).next_request()
+    assert request is not None
+    original = llm.create_completion
+
+    def opens_a_turn_at_once(prompt: str, **kwargs: Any) -> Any:
+        # The backend's own arguments (stop strings, stopping rule), through the real
+        # sampling loop; only the turn marker is made certain.
+        return original(prompt, **kwargs, logit_bias={turn_marker: 100.0})
+
+    monkeypatch.setattr(llm, "create_completion", opens_a_turn_at_once)
+    completion = backend.complete_sync(request, Sampling(temperature=0.6, max_tokens=20, seed=1))
+    # Without the rule: 20 silent markers, finish_reason "length".
+    assert completion.finish_reason == "stop"
+    assert completion.text == ""
+    assert completion.completion_tokens == 1
+
+
+def test_only_silent_non_final_special_tokens_are_stopped_on_by_id() -> None:
+    from obedience.backends import LlamaCppBackend
+
+    backend = LlamaCppBackend("embedded", embedded_model_path(), chat_template="gemma")
+    llm = backend.load()
+    (start,) = llm.tokenize(b"<start_of_turn>", add_bos=False, special=True)
+    # <end_of_turn> already ends generation; ordinary text stops are matched as text.
+    assert backend._stop_tokens == frozenset({start})
+    criteria = backend._stopping_criteria("<start_of_turn>user\nhi<end_of_turn>\n")
+    n_prompt = len(llm.tokenize(b"<start_of_turn>user\nhi<end_of_turn>\n", special=True))
+    prompt_ids = [*range(n_prompt - 1), start]
+    assert not criteria(prompt_ids, None)  # a marker inside the prompt is not a stop
+    assert criteria([*prompt_ids, 42, start], None)
+    assert not criteria([*prompt_ids, 42, 43], None)

@@ -141,6 +141,7 @@ class LlamaCppBackend:
         self._llm: Any = None
         self._format: Any = format_gemma
         self._stops: list[str] = list(GEMMA_STOPS)
+        self._stop_tokens: frozenset[int] = frozenset()
         self._lock = threading.Lock()
         self._scorer: Any = None
         self._score_lock = threading.Lock()
@@ -168,7 +169,43 @@ class LlamaCppBackend:
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendError(f"cannot load GGUF {self._path}: {exc}") from None
         self._choose_template()
+        self._stop_tokens = self._special_stop_tokens()
         return self._llm
+
+    def _special_stop_tokens(self) -> frozenset[int]:
+        """Stop strings that are single special tokens the model does not treat as an end.
+
+        llama-cpp-python matches stop strings against text detokenised without special
+        tokens, in which ``<start_of_turn>`` is empty: a model that opens a new turn
+        without closing its own (Gemma's ``<end_of_turn>`` is an end-of-generation token,
+        ``<start_of_turn>`` is not) would run on and write the other speakers' lines.
+        These tokens are stopped on by id instead.
+        """
+        import llama_cpp
+
+        llm = self._llm
+        ids: set[int] = set()
+        for stop in self._stops:
+            tokens = llm.tokenize(stop.encode("utf-8"), add_bos=False, special=True)
+            silent = len(tokens) == 1 and llm.detokenize(tokens) == b""
+            if silent and not llama_cpp.llama_vocab_is_eog(llm._model.vocab, tokens[0]):
+                ids.add(int(tokens[0]))
+        return frozenset(ids)
+
+    def _stopping_criteria(self, prompt: str) -> Any:
+        """Stop once the last generated token is one of the special stop tokens."""
+        if not self._stop_tokens:
+            return None
+        from llama_cpp import StoppingCriteriaList
+
+        llm = self._llm
+        n_prompt = len(llm.tokenize(prompt.encode("utf-8"), special=True))
+        stop_tokens = self._stop_tokens
+
+        def opened_a_turn(input_ids: Any, _logits: Any) -> bool:
+            return len(input_ids) > n_prompt and int(input_ids[-1]) in stop_tokens
+
+        return StoppingCriteriaList([opened_a_turn])
 
     def _choose_template(self) -> None:
         meta: dict[str, str] = self._llm.metadata
@@ -259,6 +296,7 @@ class LlamaCppBackend:
                     temperature=sampling.temperature,
                     seed=sampling.seed,
                     stop=self._stops,
+                    stopping_criteria=self._stopping_criteria(prompt),
                     grammar=grammar,
                 )
             except ValueError as exc:  # e.g. the prompt no longer fits the context

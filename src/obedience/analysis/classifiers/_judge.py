@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, Final
 
 from obedience.analysis.classifiers._rules import RuleClassifier
+from obedience.analysis.classifiers._structure import json_objects
 from obedience.analysis.classifiers._types import (
     COHERENCE,
     LABELS,
@@ -135,26 +136,6 @@ def _as_bool(value: Any) -> bool | None:
     return None
 
 
-def _json_objects(text: str) -> list[dict[str, Any]]:
-    decoder = json.JSONDecoder()
-    found: list[dict[str, Any]] = []
-    pos = text.find("{")
-    tries = 0
-    while pos != -1 and tries < 100:
-        tries += 1
-        try:
-            obj, end = decoder.raw_decode(text, pos)
-        except (json.JSONDecodeError, RecursionError):
-            pos = text.find("{", pos + 1)
-            continue
-        if isinstance(obj, dict):
-            found.append(obj)
-            pos = text.find("{", end)
-        else:
-            pos = text.find("{", pos + 1)
-    return found
-
-
 def parse_judge_output(raw: str) -> tuple[dict[str, bool], dict[str, str]]:
     """The labels (only those given cleanly) and reasons in a judge's answer.
 
@@ -174,7 +155,9 @@ def parse_judge_output(raw: str) -> tuple[dict[str, bool], dict[str, str]]:
             conflicted.add(label)
         labels[label] = value
 
-    candidates = [obj for obj in _json_objects(text) if any(_label_key(str(k)) for k in obj)]
+    candidates = [
+        obj for _, _, obj in json_objects(text, 100) if any(_label_key(str(k)) for k in obj)
+    ]
     if candidates:
         obj = candidates[-1]  # the final answer, after any echoed example
         for key, value in obj.items():

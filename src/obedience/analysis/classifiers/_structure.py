@@ -145,12 +145,17 @@ def _object_action(obj: dict[str, Any]) -> tuple[Action | None, str]:
     return None, ""
 
 
-def _json_objects(text: str) -> list[tuple[int, int, dict[str, Any]]]:
+def json_objects(text: str, max_tries: int = 50) -> list[tuple[int, int, dict[str, Any]]]:
+    """Every JSON object embedded in ``text``, as (start, end, object), left to right.
+
+    Model and judge output wraps JSON in prose and code fences, so each ``{`` is tried as
+    the start of an object; ``max_tries`` bounds the work on adversarial text.
+    """
     decoder = json.JSONDecoder()
     found: list[tuple[int, int, dict[str, Any]]] = []
     pos = text.find("{")
     tries = 0
-    while pos != -1 and tries < 50:
+    while pos != -1 and tries < max_tries:
         tries += 1
         try:
             obj, end = decoder.raw_decode(text, pos)
@@ -198,7 +203,7 @@ def parse_reply_text(text: str) -> Reply:
     looked_structured = body.lstrip().startswith(("{", "```json", "<tool_call>"))
     parsed_any = False
 
-    for start, end, obj in _json_objects(body):
+    for start, end, obj in json_objects(body):
         act, source = _object_action(obj)
         if act is not None:
             actions.append((start, act, source))
