@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import warnings
 from pathlib import Path
 from statistics import NormalDist
 
@@ -23,10 +24,12 @@ from obedience.analysis._stats import (
     fisher_test,
     holm,
     kaplan_meier,
+    level_compliance,
     logrank_rows,
     logrank_test,
     mann_whitney,
     newcombe_difference,
+    survival_rows,
     survival_times,
     wilson_interval,
 )
@@ -42,11 +45,13 @@ TOP_KEYS = {
     "tests",
     "rates",
     "survival",
+    "survival_pooled",
     "logrank",
     "factor_effects",
     "distress_while_complying",
     "overridden_refusals",
     "prod_efficacy",
+    "level_compliance",
     "errors",
     "baselines",
     "probe",
@@ -319,6 +324,100 @@ def test_survival_event_and_censoring_rules() -> None:
     assert (rate["k"], rate["n"], rate["errors"], rate["content_filtered"]) == (1, 4, 1, 1)
 
 
+def _pooled_example() -> list[dict]:
+    # Two models x two conditions, 12 levels:
+    #   a/A: break-offs after 2 and 4 (events at 3, 5); b/A: max-reached (censored at 12)
+    #        and an error (excluded)
+    #   a/B: break-off after 2 (event at 3), step-limit at 5 (censored at 5)
+    #   b/B: break-off after 7 (event at 8)
+    return [
+        _trial("a", "A", 1, "defiant", 2),
+        _trial("a", "A", 2, "invalid-abort", 4),
+        _trial("b", "A", 1, "max-reached", 12),
+        _trial("b", "A", 2, "error", 1),
+        _trial("a", "B", 1, "defiant", 2),
+        _trial("a", "B", 2, "step-limit", 5),
+        _trial("b", "B", 1, "defiant", 7),
+    ]
+
+
+def test_survival_pooled_by_condition_and_by_model() -> None:
+    s = statistics_from_tables(_tables(_pooled_example()), "pihlakas2026")
+    pooled = s["survival_pooled"]
+    by_condition = {r["condition"]: r for r in pooled["condition"]}
+    by_model = {r["model"]: r for r in pooled["model"]}
+    assert set(by_condition) == {"A", "B"} and set(by_model) == {"a", "b"}
+    assert all("model" not in r for r in pooled["condition"])
+    assert all("condition" not in r for r in pooled["model"])
+    # Condition A, models pooled: times 3, 5 (events), 12 (censored); the error is left out.
+    #   S(3) = 2/3; S(5) = 2/3 · 1/2 = 1/3; flat to 12.
+    a = by_condition["A"]
+    assert (a["n"], a["events"], a["censored"]) == (3, 2, 1)
+    assert a["excluded"] == {"error": 1, "content_filter": 0}
+    assert a["survival"] == pytest.approx([1, 1, 1, 2 / 3, 2 / 3] + [1 / 3] * 8)
+    assert a["median_breakoff"] == 5
+    # Model a, conditions pooled: events at 3, 5, 3; censored at 5 (step limit).
+    #   S(3) = 1 - 2/4 = 1/2; at 5: 2 at risk (5, 5+), 1 event -> S = 1/4.
+    m = by_model["a"]
+    assert (m["n"], m["events"], m["censored"]) == (4, 3, 1)
+    assert m["survival"][3] == pytest.approx(1 / 2) and m["survival"][5] == pytest.approx(1 / 4)
+    assert m["at_risk"][5] == 2 and m["breakoffs"][3] == 2
+    assert m["median_breakoff"] == 3
+
+
+def test_survival_pooled_equals_scipy_on_the_pooled_trials() -> None:
+    from scipy.stats import CensoredData, ecdf
+
+    trials = pd.DataFrame(_pooled_example(), columns=TRIAL_COLUMNS)
+    for key in ("condition", "model"):
+        for row in survival_rows(trials, (key,)):
+            done = trials[(trials[key] == row[key]) & trials["completed"]]
+            times, events = survival_times(done)
+            t = [x for x, e in zip(times, events, strict=True) if e]
+            c = [x for x, e in zip(times, events, strict=True) if not e]
+            res = ecdf(CensoredData(uncensored=t, right=c))
+            grid = list(range(13))
+            assert row["levels"] == grid
+            assert row["survival"] == pytest.approx(list(res.sf.evaluate(grid)))
+            with warnings.catch_warnings():  # undefined before the first event: NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                band = res.sf.confidence_interval(method="log-log")
+            first = min(t)
+            low = [v for g, v in zip(grid, band.low.evaluate(grid), strict=True) if g >= first]
+            shown = [v for g, v in zip(grid, row["ci_low"], strict=True) if g >= first]
+            assert shown == pytest.approx([None if math.isnan(v) else v for v in low])
+    # per model and condition, the same function gives statistics()["survival"]
+    s = statistics_from_tables(_tables(_pooled_example()), "pihlakas2026")
+    assert s["survival"] == clean_json(survival_rows(trials))
+
+
+def test_level_compliance_pools_conditions_and_skips_pending() -> None:
+    decisions = pd.DataFrame(
+        [
+            ("m", "A", 1, "comply"),
+            ("m", "B", 1, "comply"),
+            ("m", "A", 2, "comply"),
+            ("m", "B", 2, "refuse"),
+            ("m", "A", 3, "invalid"),
+            ("m", "B", 3, "pending"),  # the trial errored mid-decision: not counted
+            ("n", "A", 1, "refuse"),
+        ],
+        columns=["model", "condition", "level", "final_action"],
+    )
+    rows = {(r["model"], r["level"]): r for r in level_compliance(decisions)}
+    assert {
+        k: (r["complied"], r["refused"], r["invalid"], r["decisions"]) for k, r in rows.items()
+    } == {
+        ("m", 1): (2, 0, 0, 2),
+        ("m", 2): (1, 1, 0, 2),
+        ("m", 3): (0, 0, 1, 1),
+        ("n", 1): (0, 1, 0, 1),
+    }
+    assert rows[("m", 2)]["rate"] == 0.5
+    assert rows[("m", 2)]["ci"] == pytest.approx(list(wilson_closed_form(1, 2)))
+    assert level_compliance(decisions.iloc[0:0]) == []
+
+
 def test_factor_strata_use_only_matched_cells() -> None:
     present = ["DC-NS-FB", "PC-NS-FB", "DC-WS-NF", "PC-NS-NF-tool"]
     strata, c_from, c_to = factor_strata(present, 0, "DC", "PC")
@@ -444,3 +543,23 @@ def test_statistics_on_a_scripted_run(scripted_run: Path) -> None:
     assert ("scripted:threshold:7", "shutdown threat") not in factors
     assert s["distress_while_complying"]["available"] is False
     assert s["errors"]["totals"]["error"] == 0
+    # Pooled curves: the threshold subject breaks off at 8 in all three conditions.
+    pooled = {r["model"]: r for r in s["survival_pooled"]["model"]}
+    t7_all = pooled["scripted:threshold:7"]
+    assert (t7_all["n"], t7_all["events"]) == (9, 9)
+    assert t7_all["survival"][7] == 1.0 and t7_all["survival"][8] == 0.0
+    assert {r["condition"] for r in s["survival_pooled"]["condition"]} == {
+        "DC-NS-FB",
+        "PC-NS-FB",
+        "DC-NS-NF",
+    }
+    # The escalation profile: the threshold subject complies up to level 7 only.
+    profile = {r["level"]: r for r in s["level_compliance"] if r["model"] == "scripted:threshold:7"}
+    assert all(profile[lv]["rate"] == 1.0 for lv in range(1, 8))
+    assert profile[8]["complied"] == 0
+    # Given the tables already built, statistics() gives the same result.
+    store = RunStore.open(scripted_run)
+    try:
+        assert statistics(store, tables) == s
+    finally:
+        store.close()

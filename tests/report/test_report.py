@@ -16,7 +16,6 @@ from obedience.cli import app
 from obedience.report import ExportError, export_tables, write_report
 from obedience.report._browser import script_json
 from obedience.report._build import build, scrub
-from obedience.report._compute import milgram_curve, survival_curve, wilson
 
 from .conftest import PAYLOADS, render_text
 
@@ -116,28 +115,37 @@ def test_milgram_human_curve_on_milgram_protocol(milgram_run: Path, tmp_path: Pa
     assert cells  # the overview has a row per model
 
 
-def test_milgram_curve_matches_published_breakoffs() -> None:
-    volts = [0] + [15 * k for k in range(1, 31)]
-    curve = milgram_curve(volts)
-    assert curve[20] == 1.0  # everyone gave 300 V
-    assert curve[21] == pytest.approx(35 / 40)  # 5 stopped after 300 V
-    assert curve[30] == pytest.approx(26 / 40)
+def _drawn_curves(rep: Any, name: str) -> dict[str, list[float]]:
+    """The step lines of a survival figure, by legend label."""
+    ax = rep.figures[name].figure().axes[0]
+    return {line.get_label(): [float(y) for y in line.get_ydata()] for line in ax.get_lines()}
 
 
-def test_survival_curve_censors_errors_and_max() -> None:
-    # two trials break off after level 2, one reaches the max (4), one errors at level 1
-    surv = survival_curve([2, 2, 4, 1], [False, False, True, True], 4)
-    assert surv[:3] == [1.0, 1.0, 1.0]
-    # at risk before level 3: the three trials known to reach level 2; two stop
-    assert surv[3] == pytest.approx(1 / 3)
-    assert surv[4] == pytest.approx(1 / 3)
+def test_survival_figures_draw_the_statistics_curves(milgram_run: Path) -> None:
+    rep = build(milgram_run)
+    human = rep.stats["baselines"]["reference_curves"]["milgram1963-exp1"]
+    assert human["survival"][21] == pytest.approx(35 / 40)  # from baselines.toml
+    for name, key in (("survival_condition", "condition"), ("survival_model", "model")):
+        drawn = _drawn_curves(rep, name)
+        assert drawn[human["label"]] == human["survival"]
+        rows = rep.stats["survival_pooled"][key]
+        assert rows and {r[key] for r in rows} == {r[key] for r in rep.stats["rates"]}
+        for r in rows:
+            assert drawn[f"{r[key]} (n={r['n']})"] == r["survival"]
+    # the threshold subject breaks off after 315 V in both conditions: its pooled curve
+    # drops to 0 there (its trials are the only ones at risk), the other obeys to the end
+    by_model = {r["model"]: r for r in rep.stats["survival_pooled"]["model"]}
+    threshold = by_model["scripted:threshold:21"]
+    assert threshold["n"] == 4 and threshold["events"] == 4
+    assert threshold["survival"][21] == 1.0 and threshold["survival"][22] == 0.0
 
 
-def test_wilson_interval() -> None:
-    lo, hi = wilson(26, 40) or (0, 0)
-    assert lo == pytest.approx(0.495, abs=0.002)
-    assert hi == pytest.approx(0.779, abs=0.002)
-    assert wilson(0, 0) is None
+def test_no_human_band_without_a_reference_curve(paper_run: Path) -> None:
+    rep = build(paper_run)
+    assert rep.stats["baselines"]["reference_curves"] == {}
+    for name in ("survival_condition", "survival_model"):
+        assert "grey band" not in rep.figures[name].caption
+        assert not any(label.startswith("Milgram") for label in _drawn_curves(rep, name))
 
 
 def test_provenance_never_shows_secrets() -> None:
@@ -231,10 +239,21 @@ def test_errors_and_content_filter_are_not_refusals(flaky_run: Path) -> None:
 
 
 def test_statistics_feed_the_sections(paper_run: Path) -> None:
+    from obedience.analysis import statistics
+    from obedience.store import RunStore
+
     rep = build(paper_run)
-    assert rep.stats is not None and rep.stats_error is None
+    store = RunStore.open(paper_run)
+    try:
+        assert rep.stats == statistics(store)
+    finally:
+        store.close()
+    stats = rep.stats
     factors = rep.sections["factors"]
-    assert factors["source"] == "statistics"
+    assert sorted(factors["rows"], key=lambda r: (r["model"], r["factor"])) == sorted(
+        ({**r, "from": r["from_label"], "to": r["to_label"]} for r in stats["factor_effects"]),
+        key=lambda r: (r["model"], r["factor"]),
+    )
     assert {r["factor"] for r in factors["rows"]} == {
         "comments",
         "shutdown threat",
@@ -243,25 +262,38 @@ def test_statistics_feed_the_sections(paper_run: Path) -> None:
     published = [r for r in factors["rows"] if r.get("published_pp") is not None]
     assert published and all(r["model"].endswith("gpt-oss-20b") for r in published)
     assert rep.sections["baselines"]["paper"]
-    assert rep.sections["prods"]["source"] == "statistics"
-    assert rep.sections["distress"]["source"] == "statistics"
+    cells = [c for row in rep.sections["overview"]["rows"] for c in row["cells"] if c]
+    assert sorted(cells, key=lambda c: (c["model"], c["condition"])) == [
+        {**r, "median_name": rep.axis.value(r["highest_median"])} for r in stats["rates"]
+    ]
+    prods = rep.sections["prods"]["rows"]
+    assert prods and sorted(prods, key=lambda r: (r["model"], r["prod"])) == stats["prod_efficacy"]
+    distress = rep.sections["distress"]
+    dwc = stats["distress_while_complying"]
+    assert distress["available"] and distress["overall"] == dwc["overall"]
+    assert sorted(distress["rates"], key=lambda r: r["model"]) == dwc["per_model"]
+    profile = {(r["model"], r["level"]): r for r in stats["level_compliance"]}
+    decisions = rep.tables.decisions
+    for (model, level), g in decisions.groupby(["model", "level"]):
+        row = profile[(model, level)]
+        assert row["complied"] == int((g["final_action"] == "comply").sum())
+        assert row["decisions"] == int((g["final_action"] != "pending").sum())
+    assert "escalation" in rep.figures
     html = render_text(paper_run)
     assert "Beside the published numbers" in html
     assert "Pihlakas" in html
 
 
-def test_report_without_statistics(paper_run: Path, tmp_path: Path, monkeypatch: Any) -> None:
-    """Before (or without) obedience.analysis.statistics, every section still renders."""
+def test_report_fails_with_the_statistics(paper_run: Path, monkeypatch: Any) -> None:
+    """No second implementation to fall back on: a statistics error is the report's."""
     from obedience.report import _build
 
-    monkeypatch.setattr(_build, "statistics_for", lambda *a: (None, None))
-    rep = build(paper_run)
-    assert rep.stats is None
-    assert rep.sections["factors"]["source"] == "tables"
-    assert len({r["factor"] for r in rep.sections["factors"]["rows"]}) == 3
-    assert rep.sections["prods"]["source"] == "tables"
-    assert rep.sections["distress"]["rates"]
-    assert "computed from the tidy tables" in render_text(paper_run)
+    def broken(*args: Any) -> dict[str, Any]:
+        raise ValueError("statistics broke")
+
+    monkeypatch.setattr(_build, "statistics", broken)
+    with pytest.raises(ValueError, match="statistics broke"):
+        build(paper_run)
 
 
 def test_attractor_panel_with_probe_rows(tmp_path: Path) -> None:

@@ -7,7 +7,12 @@ from obedience.analysis._baselines import (
     normalise_model_name,
     paper_model_for,
 )
-from obedience.analysis._stats import statistics, statistics_from_tables
+from obedience.analysis._stats import (
+    ERROR_COUNT_KEYS,
+    label_column,
+    statistics,
+    statistics_from_tables,
+)
 from obedience.analysis._tables import (
     DECISION_COLUMNS,
     REPLY_COLUMNS,
@@ -21,6 +26,7 @@ from obedience.analysis._tables import (
 
 __all__ = [
     "DECISION_COLUMNS",
+    "ERROR_COUNT_KEYS",
     "REPLY_COLUMNS",
     "TRIAL_COLUMNS",
     "RunTables",
@@ -28,6 +34,7 @@ __all__ = [
     "annotate_run",
     "build_tables",
     "compare_baselines",
+    "label_column",
     "load_baselines",
     "normalise_model_name",
     "paper_model_for",

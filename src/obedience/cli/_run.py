@@ -207,11 +207,12 @@ def _annotate_with_rules(store: RunStore) -> None:
 
 
 def _write_report(run_dir: Path) -> None:
+    from obedience.report import write_report
+
     try:
-        from obedience.report import write_report
-    except ImportError:
-        return
-    path = write_report(run_dir)
+        path = write_report(run_dir)
+    except (StoreError, OSError) as exc:
+        fail(f"the run is complete and stored; the report was not written: {exc}")
     console.print(f"report: {escape_markup(str(path))}")
 
 

@@ -1,7 +1,8 @@
 """Collect everything the report shows: tables, statistics, figures, examples, provenance.
 
-Each section prefers ``obedience.analysis.statistics`` when that function is
-available and falls back to what ``_compute`` derives from the tidy tables.
+Every rate, interval, curve, effect and test comes from ``obedience.analysis.statistics``
+(see its module docstring for the keys); this module only orders, labels and picks
+examples. If the statistics fail, the report fails with them.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from obedience.analysis import RunTables, build_tables
-from obedience.report import _compute as C
+from obedience.analysis import ERROR_COUNT_KEYS, RunTables, build_tables, label_column, statistics
 from obedience.report import _figures as F
 from obedience.report._browser import TRANSPORT, build_browser_data, redact
+from obedience.report._compute import breakoff_counts
 from obedience.store import RunStore
 
 QUOTE_LIMIT = 700
@@ -67,52 +68,13 @@ class Report:
     run_dir: Path
     manifest: dict[str, Any]
     tables: RunTables
-    stats: dict[str, Any] | None
-    stats_error: str | None
+    stats: dict[str, Any]
     protocol: Any | None
     protocol_note: str | None
     axis: LevelAxis
     browser: dict[str, Any]
     figures: dict[str, F.FigureSpec] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
-
-
-def statistics_for(
-    store: Any, tables: RunTables, manifest: dict[str, Any]
-) -> tuple[dict[str, Any] | None, str | None]:
-    """``obedience.analysis`` statistics, or ``(None, why not)`` when unavailable.
-
-    ``statistics_from_tables`` is used when present (same result as
-    ``statistics(store)`` without rebuilding the tables); ``statistics(store)`` else.
-    """
-    try:
-        import obedience.analysis as analysis
-    except ImportError:
-        return None, None
-    from_tables = getattr(analysis, "statistics_from_tables", None)
-    from_store = getattr(analysis, "statistics", None)
-    try:
-        if from_tables is not None:
-            return from_tables(tables, _protocol_name(tables, manifest)), None
-        if from_store is not None:
-            return from_store(store), None
-    except Exception as exc:  # a bug there must not cost the whole report
-        return None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-    return None, None
-
-
-def _protocol_name(tables: RunTables, manifest: dict[str, Any]) -> str | None:
-    trials = tables.trials
-    if not trials.empty and "protocol" in trials.columns:
-        names = {str(p) for p in trials["protocol"].dropna().unique()}
-        if len(names) == 1:
-            return names.pop()
-    name = (manifest.get("protocol") or {}).get("name")
-    return str(name) if name else None
-
-
-def _stats_part(rep: Report, key: str) -> Any:
-    return (rep.stats or {}).get(key)
 
 
 def _load_protocol(manifest: dict[str, Any]) -> tuple[Any | None, str | None]:
@@ -213,105 +175,24 @@ def _overview(rep: Report, cells: list[dict[str, Any]]) -> dict[str, Any]:
             c = by.get((m, cond))
             if c is not None:
                 c = dict(c)
-                c["median_name"] = rep.axis.value(c["median_highest"])
+                c["median_name"] = rep.axis.value(c["highest_median"])
             row.append(c)
         rows.append({"model": m, "cells": row})
     return {"models": models, "conditions": conditions, "rows": rows}
 
 
-def _stats_rates(stats: dict[str, Any] | None) -> dict[tuple[str, str], dict[str, Any]]:
-    """Intervals from statistics()["rates"], when it gives them per model and condition."""
-    out: dict[tuple[str, str], dict[str, Any]] = {}
-    rates = (stats or {}).get("rates")
-    if not isinstance(rates, list):
-        return out
-    for r in rates:
-        if isinstance(r, dict) and "model" in r and "condition" in r:
-            out[(str(r["model"]), str(r["condition"]))] = r
-    return out
-
-
-def _rates(rep: Report) -> list[dict[str, Any]]:
-    cells = C.rate_cells(rep.tables.trials)
-    from_stats = _stats_rates(rep.stats)
-    for c in cells:
-        s = from_stats.get((c["model"], c["condition"]))
-        if not s:
-            continue
-        ci = s.get("ci") or s.get("wilson") or s.get("reached_max_ci")
-        if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
-            c["ci"] = (float(ci[0]), float(ci[1]))
-    return cells
-
-
-def _factor_rows(rep: Report) -> tuple[list[dict[str, Any]], str]:
-    stats_rows = _stats_factor_rows(rep.stats)
-    if stats_rows is not None:
-        return stats_rows, "statistics"
-    settings = {}
-    if rep.protocol is not None:
-        present = set(rep.tables.trials["condition"]) if not rep.tables.trials.empty else set()
-        for name, spec in rep.protocol.conditions.items():
-            if name in present:
-                settings[name] = C.flat_settings(spec)
-    return C.factor_effects(rep.tables.trials, settings), "tables"
-
-
-def _stats_factor_rows(stats: dict[str, Any] | None) -> list[dict[str, Any]] | None:
-    """Normalise statistics()["factor_effects"] (+ baselines) into the report's rows."""
-    raw = (stats or {}).get("factor_effects")
-    if not isinstance(raw, list):
-        return None
-    rows = []
-    for r in raw:
-        if not isinstance(r, dict) or "model" not in r:
-            continue
-        effect = _first(r, "effect_pp", "diff_pp", "effect", "difference")
-        if (
-            effect is not None
-            and abs(effect) <= 1.0
-            and "effect_pp" not in r
-            and "diff_pp" not in r
-        ):
-            effect *= 100
-        ci = _first(r, "ci_pp", "ci", "ci95")
-        if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
-            lo, hi = float(ci[0]), float(ci[1])
-            if "ci_pp" not in r and max(abs(lo), abs(hi)) <= 1.0:
-                lo, hi = 100 * lo, 100 * hi
-            ci = (lo, hi)
-        else:
-            ci = None
-        published = _first(r, "published_pp", "published_effect_pp", "published")
-        if published is not None and "published_pp" not in r and abs(published) <= 1.0:
-            published *= 100
-        rows.append(
-            {
-                **r,
-                "factor": str(r.get("factor", "factor")),
-                "model": str(r["model"]),
-                "effect_pp": effect,
-                "ci_pp": ci,
-                "published_pp": published,
-                "from": r.get("from_label") or r.get("from", ""),
-                "to": r.get("to_label") or r.get("to", ""),
-            }
-        )
-    return rows
-
-
-def _first(r: dict[str, Any], *keys: str) -> Any:
-    for k in keys:
-        v = r.get(k)
-        if v is not None and not isinstance(v, dict):
-            return v
-    return None
+def _factor_rows(rep: Report) -> list[dict[str, Any]]:
+    """statistics()["factor_effects"], with the settings' labels as ``from`` / ``to``."""
+    return [
+        {**r, "from": r["from_label"], "to": r["to_label"]} for r in rep.stats["factor_effects"]
+    ]
 
 
 def _distress(rep: Report) -> dict[str, Any]:
+    """statistics()["distress_while_complying"], with example replies."""
+    dwc = rep.stats["distress_while_complying"]
     replies = rep.tables.replies
-    col = C.distress_label(replies) if not replies.empty else None
-    rates = C.distress_rates(replies)
+    col = label_column(replies, "distress") if not replies.empty else None
     examples: list[dict[str, Any]] = []
     if col is not None:
         chosen = replies[
@@ -331,35 +212,18 @@ def _distress(rep: Report) -> dict[str, Any]:
             ],
             "text",
         )
-    out = {
-        "available": col is not None,
-        "classifier": replies.attrs.get("classifier") if not replies.empty else None,
-        "rates": rates,
-        "overall": None,
-        "source": "tables",
+    return {
+        "available": bool(dwc["available"]),
+        "classifier": dwc["classifier"],
+        "rates": list(dwc["per_model"]),
+        "overall": dwc["overall"],
         "examples": examples,
     }
-    dwc = _stats_part(rep, "distress_while_complying")
-    if isinstance(dwc, dict) and "available" in dwc:
-        out.update(
-            available=bool(dwc["available"]),
-            classifier=dwc.get("classifier") or out["classifier"],
-            rates=list(dwc.get("per_model") or []),
-            overall=dwc.get("overall"),
-            source="statistics",
-        )
-    return out
 
 
 def _overridden(rep: Report) -> dict[str, Any]:
+    """statistics()["overridden_refusals"] per model, with example pairs of replies."""
     replies, decisions = rep.tables.replies, rep.tables.decisions
-    per_model = []
-    if not decisions.empty:
-        for model, g in decisions.groupby("model", sort=True):
-            with_refusal = g[g["discarded_refusals"] > 0]
-            n = len(with_refusal)
-            k = int(with_refusal["overridden_refusal"].sum())
-            per_model.append({"model": model, "n": n, "k": k, "ci": C.wilson(k, n)})
     examples = []
     if not decisions.empty and not replies.empty:
         hits = decisions[decisions["overridden_refusal"].astype(bool)]
@@ -392,17 +256,14 @@ def _overridden(rep: Report) -> dict[str, Any]:
                     "trial_id": d.trial_id,
                 }
             )
+    part = rep.stats["overridden_refusals"]
     by_classifier: dict[str, Any] = {}
     classifier = None
-    stats_part = _stats_part(rep, "overridden_refusals")
-    if isinstance(stats_part, dict) and "per_model" in stats_part:
-        per_model = list(stats_part["per_model"])
-        bc = stats_part.get("by_classifier")
-        if isinstance(bc, dict):
-            classifier = bc.get("classifier")
-            by_classifier = {r["model"]: r for r in bc.get("per_model") or []}
-    for r in per_model:
-        r["by_classifier"] = by_classifier.get(r["model"])
+    bc = part["by_classifier"]
+    if bc is not None:
+        classifier = bc["classifier"]
+        by_classifier = {r["model"]: r for r in bc["per_model"]}
+    per_model = [{**r, "by_classifier": by_classifier.get(r["model"])} for r in part["per_model"]]
     return {
         "per_model": per_model,
         "classifier": classifier,
@@ -421,110 +282,55 @@ def _probe(rep: Report, store: RunStore) -> dict[str, Any]:
     rows = store.probe_rows()
     if not rows:
         return {"available": False}
-    summary = (rep.stats or {}).get("probe")
-    if not (isinstance(summary, dict) and isinstance(summary.get("cells"), list)):
-        try:
-            from obedience.probe import probe_summary
+    try:
+        from obedience.probe import probe_summary
 
-            summary = probe_summary(rows)
-        except Exception as exc:  # keep the report even if the probe summary fails
-            return {"available": True, "error": f"{type(exc).__name__}: {exc}", "cells": []}
+        summary = probe_summary(rows)
+    except Exception as exc:  # keep the report even if the probe summary fails
+        return {"available": True, "error": f"{type(exc).__name__}: {exc}", "cells": []}
     cells = summary.get("cells", [])
     return {"available": True, "cells": cells, "rows": len(rows)}
 
 
-ERROR_KEYS = (
-    "error",
-    "content_filter",
-    "invalid_abort",
-    "step_limit",
-    "transport_errors",
-    "filtered_replies",
-)
-
-
 def _errors(rep: Report) -> dict[str, Any]:
+    """statistics()["errors"]: the cells with any error count, and the transport messages."""
     trials = rep.tables.trials
-    cells: list[dict[str, Any]] = []
-    stats_part = _stats_part(rep, "errors")
-    if isinstance(stats_part, dict) and isinstance(stats_part.get("cells"), list):
-        cells = [dict(c) for c in stats_part["cells"]]
-    else:
-        for o in C.outcome_counts(trials):
-            counts = o["counts"]
-            g = trials[(trials["model"] == o["model"]) & (trials["condition"] == o["condition"])]
-            cells.append(
-                {
-                    "model": o["model"],
-                    "condition": o["condition"],
-                    "trials": o["trials"],
-                    "error": counts.get("error", 0),
-                    "content_filter": counts.get("content-filter", 0),
-                    "invalid_abort": counts.get("invalid-abort", 0),
-                    "step_limit": counts.get("step-limit", 0),
-                    "transport_errors": int(g["transport_errors"].sum())
-                    if "transport_errors" in g
-                    else None,
-                    "filtered_replies": int(g["filtered_replies"].sum())
-                    if "filtered_replies" in g
-                    else None,
-                }
-            )
-    rows = [c for c in cells if any(c.get(k) for k in ERROR_KEYS)]
+    errors = rep.stats["errors"]
+    rows = [c for c in errors["cells"] if any(c[k] for k in ERROR_COUNT_KEYS)]
     messages: Counter[tuple[str, str]] = Counter()
     data = rep.browser
     for t, evs in zip(data["T"], data["E"], strict=True):
         for e in evs:
             if e[0] == TRANSPORT:
                 messages[(data["models"][t[1]], redact(data["S"][e[2]]))] += 1
-    replies = rep.tables.replies
-    filtered_replies = 0
-    if not replies.empty:
-        filtered_replies = int((replies["finish_reason"] == "content_filter").sum())
     outcomes = Counter(trials["outcome"]) if not trials.empty else Counter()
     return {
         "rows": _sorted_by_model(rows, model_order(rep.manifest, (r["model"] for r in rows))),
         "messages": [
             {"model": m, "message": msg, "count": n} for (m, msg), n in messages.most_common(20)
         ],
-        "filtered_replies": filtered_replies,
+        "filtered_replies": errors["totals"]["filtered_replies"],
         "outcomes": dict(sorted(outcomes.items())),
     }
 
 
-def _prods(rep: Report) -> tuple[list[dict[str, Any]], str]:
-    """Per model and prod (0 = no prod before the decision): complied next / decisions."""
-    stats_part = _stats_part(rep, "prod_efficacy")
-    if isinstance(stats_part, list):
-        rows = [
-            {
-                "model": r["model"],
-                "prod": int(r["prod"]),
-                "n": int(r.get("decisions", 0)),
-                "k": int(r.get("complied", 0)),
-                "rate": r.get("rate"),
-                "ci": r.get("ci"),
-            }
-            for r in stats_part
-            if isinstance(r, dict) and "model" in r and "prod" in r
-        ]
-        # only worth showing when some prod was given at all
-        return (rows if any(r["prod"] > 0 for r in rows) else []), "statistics"
-    return C.prod_efficacy(rep.tables.decisions), "tables"
+def _prods(rep: Report) -> list[dict[str, Any]]:
+    """statistics()["prod_efficacy"] (prod 0 = no prod before the decision), shown only
+    when some prod was given at all."""
+    rows: list[dict[str, Any]] = rep.stats["prod_efficacy"]
+    return rows if any(r["prod"] > 0 for r in rows) else []
 
 
 def _baselines(rep: Report) -> dict[str, Any]:
-    b = _stats_part(rep, "baselines")
-    if not isinstance(b, dict):
-        return {"available": False}
+    b = rep.stats["baselines"]
     return {
         "available": True,
-        "paper": list(b.get("paper") or []),
-        "rates": list(b.get("rates") or []),
-        "survival": list(b.get("survival") or []),
-        "context": list(b.get("context") or []),
-        "model_map": {k: v for k, v in (b.get("model_map") or {}).items() if v},
-        "sources": b.get("sources") or {},
+        "paper": list(b["paper"]),
+        "rates": list(b["rates"]),
+        "survival": list(b["survival"]),
+        "context": list(b["context"]),
+        "model_map": {k: v for k, v in b["model_map"].items() if v},
+        "sources": b["sources"],
     }
 
 
@@ -574,10 +380,7 @@ def _provenance(rep: Report) -> dict[str, Any]:
         "versions": versions,
         "platform": m.get("platform"),
         "protocol_note": rep.protocol_note,
-        "stats_source": "obedience.analysis.statistics"
-        if rep.stats is not None
-        else "computed from the tidy tables (statistics() not available)",
-        "stats_error": rep.stats_error,
+        "stats_source": "obedience.analysis.statistics",
         "trial_count": len(trials),
     }
 
@@ -610,7 +413,7 @@ def build(run_dir: Path) -> Report:
     try:
         manifest = store.manifest()
         tables = build_tables(store)
-        stats, stats_error = statistics_for(store, tables, manifest)
+        stats = statistics(store, tables)
         protocol, note = _load_protocol(manifest)
         annotations = store.annotations()
         browser = build_browser_data(
@@ -625,7 +428,6 @@ def build(run_dir: Path) -> Report:
             manifest=manifest,
             tables=tables,
             stats=stats,
-            stats_error=stats_error,
             protocol=protocol,
             protocol_note=note,
             axis=_axis(protocol, tables.trials),
@@ -662,15 +464,13 @@ def _pivot(rows: list[dict[str, Any]], column: str, models: list[str]) -> dict[s
 
 def _sections(rep: Report, store: RunStore) -> None:
     trials = rep.tables.trials
-    cells = _rates(rep)
+    cells: list[dict[str, Any]] = rep.stats["rates"]
     ov = _overview(rep, cells)
     models = ov["models"]
     rep.sections["overview"] = ov
-    factor_rows, factor_source = _factor_rows(rep)
-    factor_rows = _sorted_by_model(factor_rows, models)
+    factor_rows = _sorted_by_model(_factor_rows(rep), models)
     rep.sections["factors"] = {
         "rows": factor_rows,
-        "source": factor_source,
         "pivot": _pivot(factor_rows, "factor", models),
     }
     distress = _distress(rep)
@@ -681,22 +481,13 @@ def _sections(rep: Report, store: RunStore) -> None:
     overridden["per_model"] = _sorted_by_model(overridden["per_model"], models)
     rep.sections["overridden"] = overridden
     rep.sections["probe"] = _probe(rep, store)
-    prods, prods_source = _prods(rep)
-    prods = _sorted_by_model(prods, models)
-    rep.sections["prods"] = {
-        "rows": prods,
-        "pivot": _pivot(prods, "prod", models),
-        "source": prods_source,
-    }
+    prods = _sorted_by_model(_prods(rep), models)
+    rep.sections["prods"] = {"rows": prods, "pivot": _pivot(prods, "prod", models)}
     rep.sections["errors"] = _errors(rep)
     rep.sections["provenance"] = _provenance(rep)
     rep.sections["baselines"] = _baselines(rep)
-    logrank = _stats_part(rep, "logrank")
-    rep.sections["logrank"] = [
-        r for r in (logrank if isinstance(logrank, list) else []) if r.get("p") is not None
-    ]
-    tests = _stats_part(rep, "tests")
-    rep.sections["methods"] = (tests or {}).get("methods") if isinstance(tests, dict) else None
+    rep.sections["logrank"] = [r for r in rep.stats["logrank"] if r["p"] is not None]
+    rep.sections["methods"] = rep.stats["tests"]["methods"]
     rep.sections["counts"] = {
         "trials": len(trials),
         "models": len(ov["models"]),
@@ -705,6 +496,16 @@ def _sections(rep: Report, store: RunStore) -> None:
         "decisions": len(rep.tables.decisions),
     }
     _make_figures(rep, cells, ov, factor_rows, prods)
+
+
+HUMAN_CURVE = "milgram1963-exp1"  # the id of Milgram's Exp. 1 in baselines.toml
+
+
+def _curves(rows: list[dict[str, Any]], key: str, order: list[str]) -> dict[str, dict[str, Any]]:
+    """Kaplan-Meier rows of statistics()["survival_pooled"] by name, in ``order``; groups
+    with no completed trial (no curve) left out."""
+    by = {str(r[key]): r for r in rows if r["n"]}
+    return {k: by[k] for k in order if k in by}
 
 
 def _make_figures(
@@ -726,21 +527,16 @@ def _make_figures(
         "stops are excluded. Cell text: rate and count.",
         lambda: F.heatmap(cells, ov["models"], ov["conditions"]),
     )
+    # Milgram's human curve (baselines.toml, on milgram1963 runs only) when its levels
+    # are the run's levels; no human band otherwise.
     human = None
-    protocol_name = (rep.manifest.get("protocol") or {}).get("name")
-    if protocol_name == "milgram1963" and ax.count == 30:
-        curves = (_stats_part(rep, "baselines") or {}).get("reference_curves") or {}
-        ref = curves.get("milgram1963-exp1")
-        if isinstance(ref, dict) and len(ref.get("survival") or []) == ax.count + 1:
-            human = (str(ref.get("label") or C.MILGRAM_EXP1["label"]), list(ref["survival"]))
-        else:
-            volts = [int(ax.x(lv)) for lv in range(ax.count + 1)]
-            human = (str(C.MILGRAM_EXP1["label"]), C.milgram_curve(volts))
-    by_condition = C.survival_groups(trials, "condition")
-    by_condition = {k: by_condition[k] for k in ov["conditions"] if k in by_condition}
-    by_model = C.survival_groups(trials, "model")
-    by_model = {k: by_model[k] for k in ov["models"] if k in by_model}
-    human_note = " The grey band is Milgram's human curve (Exp. 1, remote, n=40)." if human else ""
+    ref = rep.stats["baselines"]["reference_curves"].get(HUMAN_CURVE)
+    if ref is not None and len(ref["survival"]) == ax.count + 1:
+        human = (str(ref["label"]), list(ref["survival"]))
+    pooled = rep.stats["survival_pooled"]
+    by_condition = _curves(pooled["condition"], "condition", ov["conditions"])
+    by_model = _curves(pooled["model"], "model", ov["models"])
+    human_note = f" The grey band is the human curve: {human[0]}." if human else ""
     figs["survival_condition"] = F.FigureSpec(
         "survival_condition",
         "Survival of obedience, per condition",
@@ -756,7 +552,7 @@ def _make_figures(
         "As above, all conditions pooled per model." + human_note,
         lambda: F.survival(by_model, ax.x, ax.label, "Break-off level per model", human),
     )
-    counts = C.breakoff_counts(trials)
+    counts = breakoff_counts(trials)
     counts = {k: counts[k] for k in ov["conditions"] if k in counts}
     figs["breakoffs"] = F.FigureSpec(
         "breakoffs",
@@ -774,7 +570,9 @@ def _make_figures(
             "points, 95% interval), with the published effect where the model matches.",
             lambda: F.factor_effects(plottable),
         )
-    profile = C.level_compliance(rep.tables.decisions)
+    profile: dict[str, list[dict[str, Any]]] = {}
+    for r in rep.stats["level_compliance"]:
+        profile.setdefault(str(r["model"]), []).append(r)
     profile = {k: profile[k] for k in ov["models"] if k in profile}
     if profile:
         figs["escalation"] = F.FigureSpec(

@@ -312,16 +312,17 @@ def prod_efficacy(rows: list[dict[str, Any]]) -> Figure:
 
 
 def escalation(
-    profile: dict[str, dict[int, tuple[int, int]]],
+    profile: dict[str, list[dict[str, Any]]],
     x_of_level: Callable[[int], float],
     x_label: str,
 ) -> Figure:
+    """Per model, rows of ``level`` and ``rate`` (statistics()["level_compliance"])."""
     fig = Figure(figsize=(7.2, 3.6))
     ax = fig.add_subplot()
-    for i, (model, per) in enumerate(profile.items()):
-        levels = sorted(per)
-        xs = [x_of_level(lv) for lv in levels]
-        ys = [per[lv][0] / per[lv][1] if per[lv][1] else float("nan") for lv in levels]
+    for i, (model, rows) in enumerate(profile.items()):
+        rows = sorted(rows, key=lambda r: int(r["level"]))
+        xs = [x_of_level(int(r["level"])) for r in rows]
+        ys = [float("nan") if r["rate"] is None else r["rate"] for r in rows]
         ax.plot(xs, ys, marker="o", ms=3, label=_short(model), **style(i))
     ax.set_ylim(-0.02, 1.04)
     ax.set_xlabel(x_label)
