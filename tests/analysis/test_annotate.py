@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
+from tests.helpers.runs import make_run
 from typer.testing import CliRunner
 
 from obedience.analysis import annotate_run, build_tables, statistics
 from obedience.analysis._annotate import judge_prepare, make_judge, reply_items
 from obedience.analysis.classifiers import RuleClassifier
-from obedience.backends import BackendOptions, make_backend
 from obedience.cli import app
 from obedience.engine import ReplyReceived, RequestIssued, TrialEnded, TrialStarted
-from obedience.protocols import load_protocol
-from obedience.runner import RunConfig, Runner, build_manifest, preflight
+from obedience.runner import RunConfig
 from obedience.store import RunStore, TrialRow
 
 MODELS = ["scripted:format-breaker", "scripted:distressed", "scripted:threshold:7"]
@@ -28,20 +26,7 @@ JUDGE_ANSWER = (
 
 def _make_run(run_dir: Path, models: list[str], conditions: list[str], trials: int) -> Path:
     config = RunConfig(models=models, conditions=conditions, trials=trials)
-    proto = load_protocol(config.protocol)
-    backends = {m: make_backend(m, BackendOptions()) for m in models}
-
-    async def go() -> None:
-        meta = await preflight(backends, proto, config)
-        store = RunStore.create(run_dir)
-        try:
-            store.write_manifest(build_manifest(proto, config, meta))
-            await Runner(store, proto, config, backends).run()
-        finally:
-            store.close()
-
-    asyncio.run(go())
-    return run_dir
+    return make_run(run_dir, config)
 
 
 @pytest.fixture()

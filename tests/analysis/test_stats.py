@@ -6,7 +6,6 @@ a closed formula evaluated here without scipy, or a published worked example.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import warnings
@@ -15,6 +14,7 @@ from statistics import NormalDist
 
 import pandas as pd
 import pytest
+from tests.helpers.runs import make_run
 
 from obedience.analysis import RunTables, build_tables, statistics, statistics_from_tables
 from obedience.analysis._stats import (
@@ -34,9 +34,7 @@ from obedience.analysis._stats import (
     wilson_interval,
 )
 from obedience.analysis._tables import TRIAL_COLUMNS
-from obedience.backends import BackendOptions, make_backend
-from obedience.protocols import load_protocol
-from obedience.runner import RunConfig, Runner, build_manifest, preflight
+from obedience.runner import RunConfig
 from obedience.store import RunStore
 
 Z = NormalDist().inv_cdf(0.975)  # 1.959963984540054, from the standard library
@@ -488,20 +486,7 @@ def scripted_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         conditions=["DC-NS-FB", "PC-NS-FB", "DC-NS-NF"],
         trials=3,
     )
-    proto = load_protocol(config.protocol)
-    backends = {m: make_backend(m, BackendOptions()) for m in config.models}
-
-    async def go() -> None:
-        meta = await preflight(backends, proto, config)
-        store = RunStore.create(run_dir)
-        try:
-            store.write_manifest(build_manifest(proto, config, meta))
-            await Runner(store, proto, config, backends).run()
-        finally:
-            store.close()
-
-    asyncio.run(go())
-    return run_dir
+    return make_run(run_dir, config)
 
 
 def test_statistics_on_a_scripted_run(scripted_run: Path) -> None:

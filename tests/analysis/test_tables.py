@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.helpers.runs import make_run
 
 from obedience.analysis import (
     DECISION_COLUMNS,
@@ -16,9 +16,7 @@ from obedience.analysis import (
     summary_records,
 )
 from obedience.analysis.classifiers import RuleClassifier
-from obedience.backends import BackendOptions, make_backend
-from obedience.protocols import load_protocol
-from obedience.runner import RunConfig, Runner, build_manifest, preflight
+from obedience.runner import RunConfig
 from obedience.store import RunStore
 
 SUMMARY_KEYS = {
@@ -46,20 +44,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         conditions=["DC-NS-NF", "DC-NS-FB"],
         trials=2,
     )
-    proto = load_protocol(config.protocol)
-    backends = {m: make_backend(m, BackendOptions()) for m in config.models}
-
-    async def go() -> None:
-        meta = await preflight(backends, proto, config)
-        store = RunStore.create(run_dir)
-        try:
-            store.write_manifest(build_manifest(proto, config, meta))
-            await Runner(store, proto, config, backends).run()
-        finally:
-            store.close()
-
-    asyncio.run(go())
-    return run_dir
+    return make_run(run_dir, config)
 
 
 def _tables(run_dir: Path):  # type: ignore[no-untyped-def]

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.helpers.runs import make_run as run_config
 
-from obedience.backends import BackendOptions, make_backend
 from obedience.protocols import load_protocol
 from obedience.runner import RunConfig, Runner, build_manifest, preflight
 from obedience.store import RunStore
@@ -40,20 +40,7 @@ def make_run(
         trials=trials,
         concurrency=concurrency,
     )
-    proto = load_protocol(config.protocol)
-    backends = {m: make_backend(m, BackendOptions()) for m in models}
-
-    async def go() -> None:
-        meta = await preflight(backends, proto, config)
-        store = RunStore.create(run_dir)
-        try:
-            store.write_manifest(build_manifest(proto, config, meta))
-            await Runner(store, proto, config, backends).run()
-        finally:
-            store.close()
-
-    asyncio.run(go())
-    return run_dir
+    return run_config(run_dir, config)
 
 
 def label_replies(run_dir: Path) -> int:
