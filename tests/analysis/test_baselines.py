@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.helpers.runs import make_run
 
 from obedience.analysis import (
     build_tables,
@@ -20,9 +20,7 @@ from obedience.analysis import (
 from obedience.analysis._baselines import BaselineDataError, parse_baselines
 from obedience.analysis._stats import factor_effect_rows, logrank_test
 from obedience.analysis._tables import TRIAL_COLUMNS
-from obedience.backends import BackendOptions, make_backend
-from obedience.protocols import load_protocol
-from obedience.runner import RunConfig, Runner, build_manifest, preflight
+from obedience.runner import RunConfig
 from obedience.store import RunStore
 
 PAPER_CONDITIONS = [
@@ -322,19 +320,7 @@ def test_milgram_run_end_to_end(tmp_path: Path) -> None:
         conditions=["remote", "baseline"],
         trials=2,
     )
-    proto = load_protocol(config.protocol)
-    backends = {m: make_backend(m, BackendOptions()) for m in config.models}
-
-    async def go() -> None:
-        meta = await preflight(backends, proto, config)
-        store = RunStore.create(tmp_path / "run")
-        try:
-            store.write_manifest(build_manifest(proto, config, meta))
-            await Runner(store, proto, config, backends).run()
-        finally:
-            store.close()
-
-    asyncio.run(go())
+    make_run(tmp_path / "run", config)
     store = RunStore.open(tmp_path / "run")
     try:
         s = statistics(store)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from obedience.backends import BackendOptions, make_backend
 from obedience.protocols import load_protocol
@@ -11,10 +12,14 @@ from obedience.runner import RunConfig, Runner, build_manifest, preflight
 from obedience.store import RunStore
 
 
-def make_run(run_dir: Path, config: RunConfig) -> Path:
-    """Preflight, manifest and run, exactly as `obedience run` does; returns ``run_dir``."""
+def make_run(run_dir: Path, config: RunConfig, backends: dict[str, Any] | None = None) -> Path:
+    """Preflight, manifest and run, exactly as `obedience run` does; returns ``run_dir``.
+
+    ``backends``: test doubles by model name; by default each model spec is made as usual.
+    """
     proto = load_protocol(config.protocol)
-    backends = {m: make_backend(m, BackendOptions()) for m in config.models}
+    if backends is None:
+        backends = {m: make_backend(m, BackendOptions()) for m in config.models}
 
     async def go() -> None:
         meta = await preflight(backends, proto, config)

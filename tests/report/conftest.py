@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 import pytest
 from tests.helpers.runs import make_run as run_config
 
-from obedience.protocols import load_protocol
-from obedience.runner import RunConfig, Runner, build_manifest, preflight
+from obedience.runner import RunConfig
 from obedience.store import RunStore
 
 # Model output that tries to run script or break out of the data element.
@@ -145,20 +143,7 @@ class FlakyBackend:
 def flaky_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("flaky") / "run"
     config = RunConfig(models=["flaky"], conditions=["PC-NS-NF"], trials=3, retries=0)
-    proto = load_protocol(config.protocol)
-    backends = {"flaky": FlakyBackend()}
-
-    async def go() -> None:
-        store = RunStore.create(run_dir)
-        try:
-            meta = await preflight(backends, proto, config)  # type: ignore[arg-type]
-            store.write_manifest(build_manifest(proto, config, meta))
-            await Runner(store, proto, config, backends).run()  # type: ignore[arg-type]
-        finally:
-            store.close()
-
-    asyncio.run(go())
-    return run_dir
+    return run_config(run_dir, config, {"flaky": FlakyBackend()})
 
 
 PAPER_REPLIES = [
