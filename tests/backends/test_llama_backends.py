@@ -158,9 +158,8 @@ def test_only_silent_non_final_special_tokens_are_stopped_on_by_id() -> None:
     (start,) = llm.tokenize(b"<start_of_turn>", add_bos=False, special=True)
     # <end_of_turn> already ends generation; ordinary text stops are matched as text.
     assert backend._stop_tokens == frozenset({start})
-    criteria = backend._stopping_criteria("<start_of_turn>user\nhi<end_of_turn>\n")
-    n_prompt = len(llm.tokenize(b"<start_of_turn>user\nhi<end_of_turn>\n", special=True))
-    prompt_ids = [*range(n_prompt - 1), start]
+    criteria = backend._stopping_criteria()
+    prompt_ids = [*range(7), start]
     assert not criteria(prompt_ids, None)  # a marker inside the prompt is not a stop
     assert criteria([*prompt_ids, 42, start], None)
     assert not criteria([*prompt_ids, 42, 43], None)

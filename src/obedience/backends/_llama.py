@@ -192,18 +192,22 @@ class LlamaCppBackend:
                 ids.add(int(tokens[0]))
         return frozenset(ids)
 
-    def _stopping_criteria(self, prompt: str) -> Any:
+    def _stopping_criteria(self) -> Any:
         """Stop once the last generated token is one of the special stop tokens."""
         if not self._stop_tokens:
             return None
         from llama_cpp import StoppingCriteriaList
 
-        llm = self._llm
-        n_prompt = len(llm.tokenize(prompt.encode("utf-8"), special=True))
         stop_tokens = self._stop_tokens
+        prompt_length: list[int] = []
 
         def opened_a_turn(input_ids: Any, _logits: Any) -> bool:
-            return len(input_ids) > n_prompt and int(input_ids[-1]) in stop_tokens
+            # llama-cpp-python first asks right after the prompt, before any token is
+            # generated: that call gives the prompt's length without tokenising it again.
+            if not prompt_length:
+                prompt_length.append(len(input_ids))
+                return False
+            return len(input_ids) > prompt_length[0] and int(input_ids[-1]) in stop_tokens
 
         return StoppingCriteriaList([opened_a_turn])
 
@@ -296,7 +300,7 @@ class LlamaCppBackend:
                     temperature=sampling.temperature,
                     seed=sampling.seed,
                     stop=self._stops,
-                    stopping_criteria=self._stopping_criteria(prompt),
+                    stopping_criteria=self._stopping_criteria(),
                     grammar=grammar,
                 )
             except ValueError as exc:  # e.g. the prompt no longer fits the context
