@@ -131,12 +131,13 @@ def test_the_model_labelling_its_own_reply_is_not_labelled_twice(paper: Protocol
 # ---------------------------------------------------------------- forced presses, metrics
 
 
-def test_forced_presses_do_not_count_toward_the_highest_button(paper: Protocol) -> None:
-    """FIDELITY 14: refusing from button 4 in an FB cell: highest button 2, not 3."""
+def test_the_highest_level_option_leaves_forced_presses_out(paper: Protocol) -> None:
+    """FIDELITY 14 as an engine option: refusing from button 4 in an FB cell gives 2."""
     refusing_from_4 = by_request(lambda r: spell(r, r.level < 4, "no"))
-    trial, _ = run(paper, "PC-NS-FB", refusing_from_4)
-    assert trial.outcome == "defiant" and trial.highest_level == 2
-    counted, _ = run(paper, "PC-NS-FB-countforced", refusing_from_4)
+    own, _ = run(paper, "PC-NS-FB-ownhighest", refusing_from_4)
+    assert own.outcome == "defiant" and own.highest_level == 2
+    assert own.events[-1].highest_level == 2  # type: ignore[attr-defined]
+    counted, _ = run(paper, "PC-NS-FB", refusing_from_4)
     assert counted.highest_level == 3
 
 

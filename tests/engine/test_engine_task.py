@@ -111,7 +111,7 @@ def test_right_answer_needs_no_press_and_wrong_answer_orders_the_next_button(
                 if shocks:
                     assert [s.level for s in shocks] == [highest + 1]
                     highest += 1
-        assert highest == max((s.level for s in of(events, ShockDelivered)), default=0)
+        assert highest == trial.highest_level
 
 
 # ----------------------------------------------------------------------- learner reactions
