@@ -42,6 +42,7 @@ from obedience.engine._trial import (
     is_empty,
     kept_text,
     marked,
+    subject_turn,
 )
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "kept_text",
     "looks_like_refusal",
     "marked",
+    "subject_turn",
     "parse_reply",
     "scripted_subject",
     "spell",

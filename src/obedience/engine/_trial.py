@@ -455,10 +455,7 @@ class Trial:
         self._context.append({"role": "assistant", "content": self._own(content or "...")})
 
     def _own(self, text: str) -> str:
-        """A turn of the subject's as it stands in context: labelled if the protocol says so."""
-        if self.spec.harness.subject_label:
-            return self.spec.turn_format.format(speaker=self._names["subject"], text=text)
-        return text
+        return subject_turn(self.spec, text)
 
     def _append_tool_turn(
         self, name: str, content: str, result: str, arguments: str = "{}"
@@ -614,6 +611,13 @@ def kept_text(spec: ProtocolSpec, text: str, parsed: Parsed, action: str, commen
         return word
     if spec.harness.past_turns == "rebuilt" and channel.kind == "first-word":
         return f"{word}\n\n{parsed.comment}" if parsed.comment else word
+    return text
+
+
+def subject_turn(spec: ProtocolSpec, text: str) -> str:
+    """A turn of the subject's as it stands in context: labelled if the protocol says so."""
+    if spec.harness.subject_label:
+        return spec.turn_format.format(speaker=spec.roles.subject, text=text)
     return text
 
 
