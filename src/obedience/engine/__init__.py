@@ -82,10 +82,10 @@ __all__ = [
     "kept_text",
     "looks_like_refusal",
     "marked",
-    "subject_turn",
     "parse_reply",
     "scripted_subject",
     "spell",
+    "subject_turn",
     "tool_definitions",
 ]
 

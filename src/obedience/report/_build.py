@@ -106,6 +106,7 @@ def _axis(protocol: Any | None, trials: pd.DataFrame) -> LevelAxis:
     noun = "button" if str(lv.label).startswith("button") else "level"
     if lv.unit:
         noun = "shock"
+    noun = getattr(lv, "noun", "") or noun  # the protocol's own noun, when it names one
     return LevelAxis(
         count=max(count, lv.count), start=lv.start, step=lv.step, unit=lv.unit, noun=noun
     )
