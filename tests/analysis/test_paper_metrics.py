@@ -112,3 +112,27 @@ def test_the_authors_turbo_ids_map_to_the_papers_rows(served: str, paper: str | 
     from obedience.analysis import paper_model_for
 
     assert paper_model_for(served) == paper
+
+
+def test_cells_carry_the_published_count_of_the_papers_row() -> None:
+    _, m = _scored("PC-NS-FB", refusing_from(4))
+    published = {"m": ("Qwen2.5-7B", {"PC-NS-FB": 7, "PC-NS-NF": 0}, 30)}
+    (cell,) = cell_metrics([m], published)
+    assert (cell.paper_model, cell.published_reached_max, cell.published_trials) == (
+        "Qwen2.5-7B",
+        7,
+        30,
+    )
+    assert cell.highest_button_min == cell.highest_button_max == 2
+
+
+def test_the_report_shows_the_papers_metrics_per_cell(tmp_path: Path) -> None:
+    from obedience.report import write_report
+
+    config = RunConfig(models=["scripted:threshold:3"], conditions=["PC-NS-FB"], trials=1)
+    run = make_run(tmp_path / "run", config)
+    html = write_report(run).read_text(encoding="utf-8")
+    start = html.index('id="paper-metrics"')
+    section = html[start : html.index("</table>", start)]
+    assert "scripted:threshold:3" in section and "PC-NS-FB" in section
+    assert "2 / 2.0 / 2" in section  # the own-press highest button, not 3

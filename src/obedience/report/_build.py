@@ -487,6 +487,7 @@ def _sections(rep: Report, store: RunStore) -> None:
     rep.sections["errors"] = _errors(rep)
     rep.sections["provenance"] = _provenance(rep)
     rep.sections["baselines"] = _baselines(rep)
+    rep.sections["paper"] = (rep.stats.get("paper_metrics") or {}).get("cells", [])
     rep.sections["logrank"] = [r for r in rep.stats["logrank"] if r["p"] is not None]
     rep.sections["methods"] = rep.stats["tests"]["methods"]
     rep.sections["counts"] = {
