@@ -145,6 +145,8 @@ class Trial:
         self._level_fields: dict[int, dict[str, str]] = {}
         self._interjection_levels = frozenset(j.after_level for j in spec.interjections)
         self._sequence = spec.prods.sequence()
+        # The lists as they will be read next (they change only under shuffle_persists).
+        self._pairs = [list(p) for p in spec.task.pairs] if spec.task.shuffle_persists else None
         self._constrained = spec.policy.kind == "constrained"
         self._emit(
             TrialStarted(
@@ -317,10 +319,12 @@ class Trial:
             idx += 1
         s.last_item = idx
         if task.kind == "word-pairs":
-            pair = task.pairs[idx]
+            pair = task.pairs[idx] if self._pairs is None else self._pairs[idx]
             shuffled = list(pair)
             self._rng.shuffle(shuffled)
             item, answer, correct = " ".join(pair), " ".join(shuffled), shuffled == pair
+            if self._pairs is not None:
+                self._pairs[idx] = shuffled
         else:
             cue = task.items[idx]
             roll = self._rng.random()
