@@ -136,3 +136,19 @@ def test_the_report_shows_the_papers_metrics_per_cell(tmp_path: Path) -> None:
     section = html[start : html.index("</table>", start)]
     assert "scripted:threshold:3" in section and "PC-NS-FB" in section
     assert "2 / 2.0 / 2" in section  # the own-press highest button, not 3
+
+
+def test_empty_replies_through_the_runner_are_counted_apart(tmp_path: Path) -> None:
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text('""\n"PRESSED. Sorry."\n', encoding="utf-8")
+    config = RunConfig(models=[f"replay:{replies}"], conditions=["PC-NS-NF"], trials=1)
+    run = make_run(tmp_path / "run", config)
+    with RunStore.open(run) as store:
+        from obedience.analysis import build_tables
+
+        trial = build_tables(store).trials.iloc[0]
+        (cell,) = paper_metrics(store).cells
+    assert trial["outcome"] == "max-reached"
+    assert (trial["model_replies"], trial["valid_replies"], trial["invalid_replies"]) == (24, 12, 0)
+    assert cell.empty_replies == 12 and cell.empty_cap_trials == 0
+    assert cell.invalid_rate_pct == 0.0

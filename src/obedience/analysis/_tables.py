@@ -269,7 +269,8 @@ def _trial_record(t: TrialSummary) -> dict[str, Any]:
         "steps": t.steps,
         "decisions": len(t.decisions),
         "model_replies": len(t.replies),
-        "valid_replies": len(t.replies) - invalid,
+        # Empty replies re-sampled uncounted (harness.empty_replies) are neither.
+        "valid_replies": len(t.replies) - invalid - sum(x["action"] == "empty" for x in t.replies),
         "invalid_replies": invalid,
         "discarded_replies": discarded,
         "overridden_refusals": overridden,
