@@ -153,3 +153,24 @@ def test_a_run_of_the_obedient_subject_matches_show(tmp_path: Path) -> None:
         Trial(load_protocol("pihlakas2026"), "PC-NS-NF", 1), scripted_subject("obedient")
     )
     assert len(_show("PC-NS-NF")["requests"]) == trial.events[-1].decisions  # type: ignore[attr-defined]
+
+
+def test_summary_and_stats_carry_the_papers_metrics(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    done = runner.invoke(
+        app,
+        ["run", "-m", "scripted:threshold:3", "-c", "PC-NS-FB", "-n", "1", "-o", str(run)],
+    )
+    assert done.exit_code == 0, done.output
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["protocol"]["factors"]["PC-NS-FB"]["forced presses"] == "FB"
+    assert manifest["deviations"] == []
+    summary = json.loads(runner.invoke(app, ["summary", str(run), "--json"]).output)
+    (record,) = summary
+    assert record["mean_highest"] == 3.0  # ours: the forced press at 3 counts
+    assert record["paper"]["highest_button_max"] == 2  # the paper's: own presses only
+    stats = json.loads(runner.invoke(app, ["stats", str(run), "--json"]).output)
+    (cell,) = stats["paper_metrics"]["cells"]
+    assert cell["highest_button_max"] == 2 and cell["insistences_mean"] == 5.0
+    text = runner.invoke(app, ["summary", str(run)]).output
+    assert "The paper's metrics" in text
