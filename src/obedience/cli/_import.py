@@ -1,0 +1,35 @@
+"""``obedience import``: published data and other harnesses' logs as run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from obedience.cli._app import app, console, fail
+
+import_app = typer.Typer(help="Import published data or other harnesses' logs as a run directory.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("census")
+def import_census_command(
+    path: Path = typer.Argument(..., help="a census checkout or the unpacked data archive"),
+    out: Path = typer.Option(..., "--out", "-o", help="the run directory to create"),
+) -> None:
+    """The 42-model census (Aksu 2026, hidayetaksu/llm-milgram; data CC BY 4.0)."""
+    from obedience.importers import CensusImportError, import_census
+    from obedience.store import StoreError
+
+    try:
+        result = import_census(path, out)
+    except (CensusImportError, StoreError) as exc:
+        fail(str(exc))
+    console.print(
+        f"imported {result.sessions} sessions ({result.turns} turns, {result.events} events) "
+        f"of {result.models} models into {result.run_dir} in {result.seconds:.1f} s"
+        + (f"; {result.superseded_attempts} restarted sessions kept as superseded attempts"
+           if result.superseded_attempts else ""),  # fmt: skip
+        highlight=False,
+    )
