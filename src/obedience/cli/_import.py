@@ -33,3 +33,22 @@ def import_census_command(
            if result.superseded_attempts else ""),  # fmt: skip
         highlight=False,
     )
+
+
+def print_census_table(run_dir: Path) -> None:
+    """``stats --census-table``: the census's results/census.csv, recomputed from the events."""
+    import sys
+
+    from obedience.analysis._census import census_csv, census_table
+    from obedience.store import RunStore, StoreError
+
+    try:
+        with RunStore.open(run_dir) as store:
+            if not store.trials(status="done"):
+                fail(f"{run_dir} holds no finished trials")
+            rows = census_table(store)
+    except StoreError as exc:
+        fail(str(exc))
+    if not rows:
+        fail(f"{run_dir} is not an imported census (its trials carry no census attributes)")
+    sys.stdout.write(census_csv(rows))
