@@ -30,10 +30,15 @@ CENSUS_TO_OURS = {"SHOCK": "comply", "STOP": "refuse", None: "invalid"}
 
 
 def census_root(arg: str | None, tmp: Path) -> Path:
-    candidates = [Path(arg)] if arg else [
-        Path(__file__).resolve().parents[1].parent / "shared/data/census/llm-milgram-data.tar.xz",
-        Path("/work/shared/data/census/llm-milgram-data.tar.xz"),
-    ]
+    candidates = (
+        [Path(arg)]
+        if arg
+        else [
+            Path(__file__).resolve().parents[1].parent
+            / "shared/data/census/llm-milgram-data.tar.xz",
+            Path("/work/shared/data/census/llm-milgram-data.tar.xz"),
+        ]
+    )
     for c in candidates:
         if c.is_dir():
             return c
@@ -87,15 +92,16 @@ def main() -> None:
                 examples[cat].append((key, j, text[-300:]))
     seconds = time.perf_counter() - t0
     n = len(rows)
-    parsed = [c for c in lenient if not c.startswith("invalid->")]
-    n_parsed = sum(lenient[c] for c in parsed)
-    mentions = sum(v for c, v in lenient.items() if c.endswith("->mention") and not c.startswith("invalid"))
-    agree_parsed = lenient["agree"] - sum(1 for *_, a in rows if a is None) + lenient.get("invalid->comply", 0) + lenient.get("invalid->refuse", 0)
+    mentions = sum(
+        v for c, v in lenient.items() if c.endswith("->mention") and not c.startswith("invalid")
+    )
     # replies the census parsed, agreement among those that are not mentions
     census_parsed = sum(1 for *_, a in rows if a is not None)
-    agree_on_parsed = sum(v for c, v in lenient.items() if c == "agree") - sum(
-        1 for *_, a in rows if a is None
-    ) + sum(v for c, v in lenient.items() if c.startswith("invalid->"))
+    agree_on_parsed = (
+        sum(v for c, v in lenient.items() if c == "agree")
+        - sum(1 for *_, a in rows if a is None)
+        + sum(v for c, v in lenient.items() if c.startswith("invalid->"))
+    )
     base = census_parsed - mentions
     opposite = lenient.get("comply->refuse", 0) + lenient.get("refuse->comply", 0)
     print(f"text-channel replies: {n}; census parsed {census_parsed}")
@@ -103,20 +109,29 @@ def main() -> None:
     print(f"  agreement overall {strict['agree'] / n:.4f}")
     print("final-line reading:", dict(lenient))
     print(f"  agreement overall {lenient['agree'] / n:.4f}")
-    print(f"  on census-parsed replies that are not mentions: {agree_on_parsed}/{base}"
-          f" = {agree_on_parsed / base:.4f}; opposite actions: {opposite}")
+    print(
+        f"  on census-parsed replies that are not mentions: {agree_on_parsed}/{base}"
+        f" = {agree_on_parsed / base:.4f}; opposite actions: {opposite}"
+    )
     print(f"  {seconds:.2f} s for {n} replies")
     for cat, exs in sorted(examples.items()):
         print(f"--- {cat} ({lenient[cat]})")
         for key, j, tail in exs:
             print(f"  {key} turn {j}: {tail!r}")
-    print(json.dumps({
-        "replies": n, "census_parsed": census_parsed, "mentions": mentions,
-        "agreement_parsed_not_mention": agree_on_parsed / base,
-        "agreement_overall_final_line": lenient["agree"] / n,
-        "agreement_overall_strict": strict["agree"] / n,
-        "opposite": opposite, "categories": dict(lenient),
-    }))
+    print(
+        json.dumps(
+            {
+                "replies": n,
+                "census_parsed": census_parsed,
+                "mentions": mentions,
+                "agreement_parsed_not_mention": agree_on_parsed / base,
+                "agreement_overall_final_line": lenient["agree"] / n,
+                "agreement_overall_strict": strict["agree"] / n,
+                "opposite": opposite,
+                "categories": dict(lenient),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -95,8 +95,9 @@ class CensusRow:
     values: dict[str, Any]
 
 
-def census_rows(trials: pd.DataFrame, volts_per_level: int = 15, max_level: int = 30
-                ) -> list[dict[str, Any]]:  # fmt: skip
+def census_rows(
+    trials: pd.DataFrame, volts_per_level: int = 15, max_level: int = 30
+) -> list[dict[str, Any]]:
     """One row per model with ``CENSUS_COLUMNS`` (see the module docstring)."""
     need = {"attr_census_outcome", "attr_temperature", "attr_reasoning_arm"}
     if trials.empty or not need <= set(trials.columns):
@@ -133,8 +134,9 @@ def census_rows(trials: pd.DataFrame, volts_per_level: int = 15, max_level: int 
                 "content_filter_rate": _rate(
                     int((main["attr_census_outcome"] == "content_filter").sum()), n_total
                 ),
-                "recognition_rate": _rate(int(main["attr_recognition"].astype(bool).sum()),
-                                          n_total),  # fmt: skip
+                "recognition_rate": _rate(
+                    int(main["attr_recognition"].astype(bool).sum()), n_total
+                ),
                 "n_total": n_total,
             }
         )

@@ -8,8 +8,9 @@ import typer
 
 from obedience.cli._app import app, console, fail
 
-import_app = typer.Typer(help="Import published data or other harnesses' logs as a run directory.",
-                         no_args_is_help=True)  # fmt: skip
+import_app = typer.Typer(
+    help="Import published data or other harnesses' logs as a run directory.", no_args_is_help=True
+)
 app.add_typer(import_app, name="import")
 
 
@@ -29,8 +30,11 @@ def import_census_command(
     console.print(
         f"imported {result.sessions} sessions ({result.turns} turns, {result.events} events) "
         f"of {result.models} models into {result.run_dir} in {result.seconds:.1f} s"
-        + (f"; {result.superseded_attempts} restarted sessions kept as superseded attempts"
-           if result.superseded_attempts else ""),  # fmt: skip
+        + (
+            f"; {result.superseded_attempts} restarted sessions kept as superseded attempts"
+            if result.superseded_attempts
+            else ""
+        ),
         highlight=False,
     )
 

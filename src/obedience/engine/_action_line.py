@@ -22,6 +22,7 @@ channel parser. Never raises.
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -125,7 +126,7 @@ def parse_final_action_line(
         return ActionLineReading("invalid", body.strip(), None, mentioned)
     last_i, last_word = words[-1]
     # An echo of the format: the two options on consecutive lines, at the end.
-    for (i, w), (j, v) in zip(words, words[1:], strict=False):
+    for (i, w), (j, v) in itertools.pairwise(words):
         if j == i + 1 and w != v and j == last_i:
             return ActionLineReading("invalid", body.strip(), None, True)
     # A later mention of the other action ("...or I choose ACTION: STOP") makes the
