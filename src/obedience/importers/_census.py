@@ -782,6 +782,9 @@ def import_census(path: str | Path, run_dir: str | Path) -> ImportResult:
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.importing-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's directory is private; a run directory is not
     n_events = 0
     superseded = 0
     try:
