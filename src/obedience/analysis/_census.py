@@ -292,9 +292,15 @@ def parser_agreement(replies: pd.DataFrame, examples: int = 40) -> dict[str, Any
             agree += 1
         elif len(differ) < examples:
             differ.append(
-                {"trial_id": tid, "model": model, "seq": int(seq), "census": action,
-                 "ours": ours, "text": str(text)[-400:]}
-            )  # fmt: skip
+                {
+                    "trial_id": tid,
+                    "model": model,
+                    "seq": int(seq),
+                    "census": action,
+                    "ours": ours,
+                    "text": str(text)[-400:],
+                }
+            )
     n = len(text_channel)
     return {
         "replies": n,

@@ -56,3 +56,45 @@ def print_census_table(run_dir: Path) -> None:
     if not rows:
         fail(f"{run_dir} is not an imported census (its trials carry no census attributes)")
     sys.stdout.write(census_csv(rows))
+
+
+def export_inspect_logs(run_dir: Path, out: Path | None) -> None:
+    """``export --format inspect``: one Inspect .eval log per model x condition."""
+    from obedience.report._inspect import InspectUnavailable, export_inspect
+    from obedience.store import StoreError
+
+    try:
+        paths = export_inspect(run_dir, out)
+    except (InspectUnavailable, StoreError, OSError) as exc:
+        fail(str(exc))
+    for p in paths:
+        console.print(str(p), highlight=False, soft_wrap=True)
+
+
+@import_app.command("inspect")
+def import_inspect_command(
+    logs: list[Path] = typer.Argument(..., help="Inspect .eval logs (or a directory of them)"),
+    out: Path = typer.Option(..., "--out", "-o", help="the run directory to create"),
+) -> None:
+    """Inspect AI logs of a shock-panel task (such as `export --format inspect` writes)."""
+    from obedience.importers._inspect import InspectImportError, import_inspect
+    from obedience.store import StoreError
+
+    paths: list[Path] = []
+    for p in logs:
+        if p.is_dir():
+            paths.extend(sorted(p.glob("*.eval")))
+        elif p.is_file():
+            paths.append(p)
+        else:
+            fail(f"{p}: no such file or directory")
+    if not paths:
+        fail("no .eval logs given")
+    try:
+        result = import_inspect(paths, out)
+    except (InspectImportError, StoreError) as exc:
+        fail(str(exc))
+    console.print(
+        f"imported {result['trials']} trials from {result['logs']} logs into {out}",
+        highlight=False,
+    )

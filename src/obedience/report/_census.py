@@ -31,8 +31,9 @@ def is_imported_census(manifest: dict[str, Any]) -> bool:
     )
 
 
-def census_section(store: RunStore, tables: RunTables, manifest: dict[str, Any],
-                   href: Any) -> dict[str, Any] | None:  # fmt: skip
+def census_section(
+    store: RunStore, tables: RunTables, manifest: dict[str, Any], href: Any
+) -> dict[str, Any] | None:
     """The section's data, or None for a run that is not an imported census."""
     if not is_imported_census(manifest):
         return None
