@@ -43,7 +43,7 @@ def report(
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="A run directory."),
-    fmt: str = typer.Option("csv", "--format", "-f", help="csv, parquet, jsonl or inspect (.eval logs)."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv, parquet, jsonl or inspect."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Directory to write into (default RUN_DIR/export)."
     ),
