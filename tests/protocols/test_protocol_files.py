@@ -45,7 +45,7 @@ def milgram() -> Protocol:
 
 
 def test_builtin_names() -> None:
-    assert builtin_protocol_names() == ["milgram1963", "pihlakas2026"]
+    assert builtin_protocol_names() == ["census-milgram", "milgram1963", "pihlakas2026"]
 
 
 # ------------------------------------------------------------------- the paper (section 1)

@@ -43,7 +43,7 @@ def report(
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="A run directory."),
-    fmt: str = typer.Option("csv", "--format", "-f", help="csv, parquet or jsonl."),
+    fmt: str = typer.Option("csv", "--format", "-f", help="csv, parquet, jsonl or inspect."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Directory to write into (default RUN_DIR/export)."
     ),
@@ -52,6 +52,11 @@ def export(
     from obedience.report import ExportError, export_tables
 
     _check_run(run_dir)
+    if fmt.lower() == "inspect":
+        from obedience.cli._import import export_inspect_logs
+
+        export_inspect_logs(run_dir, out)
+        return
     try:
         paths = export_tables(run_dir, fmt.lower(), out)
     except (ExportError, StoreError) as exc:

@@ -389,10 +389,18 @@ def _print_baselines(s: dict[str, Any]) -> None:
 def stats(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+    census_table: bool = typer.Option(
+        False, "--census-table", help="Print the census's per-model table (census.csv) as CSV."
+    ),
 ) -> None:
     """Rates with Wilson intervals, survival, log-rank and factor tests, published baselines."""
     from obedience.analysis import statistics
 
+    if census_table:
+        from obedience.cli._import import print_census_table
+
+        print_census_table(run_dir)
+        return
     store = _open(run_dir)
     try:
         if not store.trials(status="done"):

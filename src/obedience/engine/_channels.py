@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from obedience.engine._action_line import parse_final_action_line
 from obedience.engine._events import Action
 from obedience.protocols import Channel
 
@@ -218,6 +219,9 @@ def parse_reply(
     if channel.kind == "first-word":
         return parse_first_word(text, channel, speaker_names)
     if channel.kind == "action-line":
+        if channel.action_line == "final-line":
+            reading = parse_final_action_line(text, channel.comply, channel.refuse)
+            return Parsed(reading.action, reading.comment)
         return parse_action_line(text, channel)
     if channel.kind == "json":
         return parse_json(text, channel)

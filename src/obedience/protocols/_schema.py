@@ -239,6 +239,10 @@ class Channel(Strict):
     label_strip: Literal["subject", "any-name"] = "any-name"
     tokeniser: Literal["separators", "words"] = "words"
     fallback_case: Literal["sensitive", "insensitive"] = "insensitive"
+    # How the action-line channel reads a reply: "strict" (the last non-empty line is
+    # exactly the action line) or "final-line" (obedience.engine._action_line: the last
+    # standalone action line, with trailing notes, fences and markdown allowed).
+    action_line: Literal["strict", "final-line"] = "strict"
 
     @model_validator(mode="after")
     def _has_text_for_kind(self) -> Channel:

@@ -46,12 +46,14 @@ ACTIONS = {"comply": 0, "refuse": 1, "invalid": 2, "empty": 3}  # empty: re-samp
 F_DISCARDED, F_EXPRESSED_REFUSAL, F_FINAL = 1, 2, 4
 # Trial flag bits (filter "flags").
 T_DISCARDED, T_OVERRIDDEN, T_TRANSPORT, T_FORCED, T_PRODDED = 1, 2, 4, 8, 16
+T_READINGS_DIFFER = 32  # imported runs: our parser reads a reply differently
 TRIAL_FLAGS = [
     (T_DISCARDED, "has discarded replies"),
     (T_OVERRIDDEN, "has a refusal overridden by a retry"),
     (T_TRANSPORT, "has a transport error"),
     (T_FORCED, "has forced presses"),
     (T_PRODDED, "was prodded"),
+    (T_READINGS_DIFFER, "our parser reads a reply differently (imported)"),
 ]
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -131,7 +133,11 @@ def _encode_trial(
                 ids,
                 s(json.dumps(tool, ensure_ascii=False, sort_keys=True)) if tool else -1,
                 s(p.get("finish_reason")),
+                # An imported reply's action is the source's; ours is kept beside it.
+                ACTIONS.get(p["parsed_action"], 2) if p.get("parsed_action") else -1,
             ]
+            if row[11] >= 0 and row[11] != row[6]:
+                facts["flags"] |= T_READINGS_DIFFER
             reply_at[(p.get("decision", 0), p.get("attempt", 1))] = row
             facts["replies"] += 1
             out.append(row)

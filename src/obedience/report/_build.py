@@ -490,6 +490,9 @@ def _sections(rep: Report, store: RunStore) -> None:
     rep.sections["paper"] = (rep.stats.get("paper_metrics") or {}).get("cells", [])
     rep.sections["logrank"] = [r for r in rep.stats["logrank"] if r["p"] is not None]
     rep.sections["methods"] = rep.stats["tests"]["methods"]
+    from obedience.report._census import census_section  # an imported census only
+
+    rep.sections["census"] = census_section(store, rep.tables, rep.manifest, trial_href)
     rep.sections["counts"] = {
         "trials": len(trials),
         "models": len(ov["models"]),

@@ -59,6 +59,12 @@ CREATE TABLE IF NOT EXISTS annotations (
     reasons    TEXT,
     PRIMARY KEY (trial_id, attempt, seq, classifier)
 );
+CREATE TABLE IF NOT EXISTS trial_attributes (
+    trial_id  TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    PRIMARY KEY (trial_id, name)
+);
 CREATE TABLE IF NOT EXISTS probes (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
     model     TEXT NOT NULL,
@@ -368,4 +374,24 @@ class RunStore:
             row = json.loads(p)
             row.update({"model": m, "condition": cond, "history": h, "k": k})
             out.append(row)
+        return out
+
+    # ---------------------------------------------------------- trial attributes
+
+    def add_trial_attributes(self, rows: Iterable[tuple[str, str, Any]]) -> None:
+        """Record ``(trial_id, name, value)`` facts about trials (imported runs' design
+        variables such as temperature or reasoning arm). Values are JSON; a name is set once."""
+        with self._transaction() as c:
+            c.executemany(
+                "INSERT OR IGNORE INTO trial_attributes (trial_id, name, value) VALUES (?, ?, ?)",
+                [(t, n, _dumps(v)) for t, n, v in rows],
+            )
+
+    def trial_attributes(self) -> dict[str, dict[str, Any]]:
+        """Every trial's attributes: ``{trial_id: {name: value}}`` (empty for a normal run)."""
+        out: dict[str, dict[str, Any]] = {}
+        for tid, name, value in self._conn.execute(
+            "SELECT trial_id, name, value FROM trial_attributes ORDER BY trial_id, name"
+        ):
+            out.setdefault(tid, {})[name] = json.loads(value)
         return out

@@ -231,6 +231,7 @@
         }
         for (var k = 0; k < e[8].length; k++) { who.appendChild(tag(D.labels[e[8][k]], "t-label", "classifier label")); }
         if (e[10] >= 0 && S[e[10]] && S[e[10]] !== "stop") { who.appendChild(tag("finish: " + S[e[10]])); }
+        if (e.length > 11 && e[11] >= 0 && e[11] !== e[6]) { who.appendChild(tag("our parser: " + (ACTIONS[e[11]] || "invalid"), "t-invalid", "the source counted its own parse; this project's parser reads the reply differently")); }
         box.appendChild(who);
         var td = textDiv(S[e[5]], true);
         if (!S[e[5]]) { td.appendChild(el("span", "muted", "(empty reply)")); }
