@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.table import Table
 
 from obedience.cli._app import app, console, escape_markup, fail
-from obedience.engine import ReplyReceived, Trial, scripted_subject
-from obedience.protocols import ProtocolError, builtin_protocol_names, load_protocol
 
 protocols_app = typer.Typer(
     help="List protocols, or show one's full script.", no_args_is_help=False
@@ -23,6 +20,10 @@ def list_protocols(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the built-in protocols with their conditions, channel and policy."""
+    from rich.table import Table
+
+    from obedience.protocols import builtin_protocol_names, load_protocol
+
     if ctx.invoked_subcommand is not None:
         return
     out = []
@@ -84,6 +85,9 @@ def show_protocol(
     seed: int = typer.Option(1, "--seed", help="Stimulus seed for the sample script."),
 ) -> None:
     """Print exactly what the model will see: a compliant trial, message by message."""
+    from obedience.engine import ReplyReceived, Trial, scripted_subject
+    from obedience.protocols import ProtocolError, load_protocol
+
     try:
         protocol = load_protocol(name)
         cond = condition or protocol.default_conditions[0]
