@@ -17,6 +17,7 @@ files and command-line arguments. Three problems, one place each:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -146,4 +147,7 @@ def strip_userinfo(url: str) -> str:
     register_secret(password)
     if not password:
         register_secret(urllib.parse.unquote(user))
+    # HTTP clients send userinfo as Basic auth, which a server may echo back encoded.
+    plain = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+    register_secret(base64.b64encode(plain.encode("utf-8", "surrogatepass")).decode("ascii"))
     return urllib.parse.urlunsplit(parts._replace(netloc=hostport))

@@ -93,7 +93,9 @@ def http_server(handle: Handler) -> Iterator[str]:
 
 
 def models_body(*ids: str) -> bytes:
-    return json.dumps({"object": "list", "data": [{"id": i, "object": "model"} for i in ids]}).encode()
+    return json.dumps(
+        {"object": "list", "data": [{"id": i, "object": "model"} for i in ids]}
+    ).encode()
 
 
 def completion(text: str, model: str = "m", finish: str = "stop") -> bytes:
@@ -103,7 +105,11 @@ def completion(text: str, model: str = "m", finish: str = "stop") -> bytes:
             "object": "chat.completion",
             "model": model,
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                }
             ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1},
         }
