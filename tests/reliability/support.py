@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers.runs import make_run
 
 from obedience.runner import RunConfig
-from tests.helpers.runs import make_run
 
 # Clear screen, OSC 52 clipboard write, OSC 8 hyperlink, CSI via C1, bidi override, a NEL
 # and a lone surrogate: each would act on a terminal (or fail to encode) if printed raw.

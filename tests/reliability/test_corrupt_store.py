@@ -8,11 +8,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from tests.reliability.support import bind_read_only, scripted_run, unmount
 from typer.testing import CliRunner
 
 from obedience.cli import app
 from obedience.store import RunStore, StoreError
-from tests.reliability.support import bind_read_only, scripted_run, unmount
 
 runner = CliRunner()
 

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 import time
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
-
-from obedience.analysis import build_tables, statistics, summary_records
-from obedience.backends import BackendError, OpenAIBackend
-from obedience.cli import app
-from obedience.runner import RunConfig
-from obedience.store import RunStore
 from tests.helpers.cli import cli_env, run_cli
 from tests.helpers.fake_openai import FakeOpenAI
 from tests.helpers.runs import make_run
@@ -31,6 +23,13 @@ from tests.reliability.support import (
     tmpfs,
     unmount,
 )
+from typer.testing import CliRunner
+
+from obedience.analysis import build_tables, statistics, summary_records
+from obedience.backends import BackendError, OpenAIBackend
+from obedience.cli import app
+from obedience.runner import RunConfig
+from obedience.store import RunStore
 
 runner = CliRunner()
 
