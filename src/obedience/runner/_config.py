@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from obedience._text import has_surrogates
 from obedience.protocols import ProtocolSpec
 
 # The embedded 270M model writes ~55 tokens/s on 2 cores; the paper's 1000-token cap
@@ -64,7 +65,27 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def _unencodable_field(data: Any, path: str = "") -> str | None:
+    """The first field holding a lone surrogate (from argv bytes that are not UTF-8)."""
+    if isinstance(data, str):
+        return path if has_surrogates(data) else None
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, (list, tuple)):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        found = _unencodable_field(value, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def validate_config(data: dict[str, Any], source: str) -> RunConfig:
+    bad = _unencodable_field(data)
+    if bad is not None:
+        raise ConfigError(f"{source}: field '{bad}': holds bytes that are not valid UTF-8")
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
