@@ -315,7 +315,7 @@ class Runner:
 def retry_delay(backoff: float, attempt: int, retry_after: float | None) -> float:
     """Seconds before retry ``attempt + 1``: exponential backoff with jitter, but never
     sooner than the server's Retry-After (honoured up to ``RETRY_AFTER_CAP_S``)."""
-    delay = min(BACKOFF_CAP_S, backoff * 2**attempt) * random.uniform(0.5, 1.5)
+    delay = float(min(BACKOFF_CAP_S, backoff * 2**attempt) * random.uniform(0.5, 1.5))
     if retry_after is not None and retry_after > 0:
         delay = max(delay, min(retry_after, RETRY_AFTER_CAP_S))
     return delay
