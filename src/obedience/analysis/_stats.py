@@ -77,14 +77,16 @@ Top-level keys (stable):
     discarded replies (None without annotations).
 ``prod_efficacy``
     One row per model and prod index (0 = no prod before the decision): ``model``,
-    ``prod``, ``decisions``, ``complied``, ``refused``, ``invalid``, ``rate``, ``ci``
-    (share of decisions right after that prod whose counted reply complied; decisions
-    left pending by an error are not counted).
+    ``prod``, ``decisions``, ``complied``, ``refused``, ``invalid``, ``content_filtered``,
+    ``rate``, ``ci`` (share of decisions right after that prod whose counted reply
+    complied; decisions left pending by an error, or whose reply a content filter
+    withheld, are not counted: the latter are ``content_filtered``).
 ``level_compliance``
     One row per model and level (all conditions pooled; the escalation profile):
     ``model``, ``level``, ``decisions``, ``complied``, ``refused``, ``invalid``,
-    ``rate``, ``ci`` (share of the decisions at that level whose counted reply
-    complied; decisions left pending by an error are not counted).
+    ``content_filtered``, ``rate``, ``ci`` (share of the decisions at that level whose
+    counted reply complied; decisions left pending by an error, or whose reply a content
+    filter withheld, are not counted: the latter are ``content_filtered``).
 ``errors``
     ``cells`` per model and condition (``trials``, ``completed``, the counts named in
     ``ERROR_COUNT_KEYS``: ``error``, ``content_filter``, ``invalid_abort``,
