@@ -127,6 +127,10 @@ def test_run_on_a_read_only_filesystem_is_readable(tmp_path: Path) -> None:
     run = scripted_run(tmp_path / "src" / "run", trials=2)
     expected = runner.invoke(app, ["summary", str(run), "--json"])
     assert expected.exit_code == 0, expected.output
+    # As a cleanly closed run leaves it: no WAL index, which a reader could not create on a
+    # read-only filesystem (SQLite then needs its immutable mode).
+    for leftover in ("events.sqlite-wal", "events.sqlite-shm"):
+        (run / leftover).unlink(missing_ok=True)
     ro = tmp_path / "ro"
     bind_read_only(run.parent, ro)
     try:

@@ -67,6 +67,7 @@ def test_1_a_lone_surrogate_reply_is_analysable_and_shown_escaped(tmp_path: Path
     with RunStore.open(run) as store:
         reply = next(e for e in store.events() if e.kind == "reply")
     assert reply.payload["text"] == "PRESSED \\ud800"
+    assert reply.meta is not None
     assert json.loads(reply.meta["original_text_json"]) == "PRESSED \ud800"  # kept exactly
 
 

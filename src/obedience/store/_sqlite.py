@@ -320,12 +320,8 @@ class RunStore:
         for suffix in ("?mode=ro", "?mode=ro&immutable=1"):
             try:
                 conn = sqlite3.connect(uri + suffix, uri=True, isolation_level=None, timeout=30)
-                _check_store(conn, path)
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
                 break
-            except StoreError:
-                if conn is not None:
-                    conn.close()
-                raise
             except sqlite3.Error as exc:
                 if conn is not None:
                     conn.close()
@@ -335,6 +331,11 @@ class RunStore:
         if conn is None:
             assert last is not None
             raise _db_error(path, last) from None
+        try:
+            _check_store(conn, path)
+        except StoreError:
+            conn.close()
+            raise
         return cls(path, conn, read_only=True)
 
     def close(self) -> None:
