@@ -188,3 +188,25 @@ def test_warnings_are_shown_escaped() -> None:
     )
     assert "Glyph 27" in done.stderr and "\\x1b[2J" in done.stderr
     assert_terminal_safe(done.stderr, "warning")
+
+
+def test_on_a_real_terminal_only_rich_styles_are_raw() -> None:
+    """With colour on (a TTY), rich's own SGR codes pass; the hostile text's do not."""
+    import io
+    import re
+
+    from rich.table import Table
+
+    from obedience.cli._app import SafeConsole
+
+    out = io.StringIO()
+    console = SafeConsole(file=out, force_terminal=True, color_system="truecolor", width=200)
+    table = Table(title=HOSTILE)
+    table.add_column(HOSTILE)
+    table.add_row(HOSTILE)
+    console.print(f"[bold red]error:[/] {HOSTILE}")
+    console.print(table)
+    text = out.getvalue()
+    assert "\\x1b[2J" in text and "\\u202e" in text
+    without_styles = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    assert_terminal_safe(without_styles, "styled output")
