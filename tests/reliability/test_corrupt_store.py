@@ -58,6 +58,17 @@ def damaged(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def damaged_row(tmp_path: Path) -> Path:
+    """Intact pages, but an event's JSON cell overwritten (bit rot inside a cell)."""
+    run = scripted_run(tmp_path / "damaged_row", trials=2)
+    conn = sqlite3.connect(run / "events.sqlite")
+    with conn:
+        conn.execute('UPDATE events SET payload = \'{"kind": "rep\' WHERE seq = 3')
+    conn.close()  # the last connection checkpoints the WAL into the file
+    return run
+
+
+@pytest.fixture
 def foreign(tmp_path: Path) -> Path:
     run = tmp_path / "foreign"
     run.mkdir()
@@ -76,7 +87,7 @@ def empty(tmp_path: Path) -> Path:
     return run
 
 
-@pytest.mark.parametrize("kind", ["damaged", "foreign", "empty"])
+@pytest.mark.parametrize("kind", ["damaged", "damaged_row", "foreign", "empty"])
 def test_every_reading_command_gives_one_line_and_changes_nothing(
     kind: str, request: pytest.FixtureRequest
 ) -> None:

@@ -318,7 +318,8 @@ def _show(store: RunStore, run_dir: Path, trial: str | None) -> None:
     chosen = trial or rows[0].trial_id
     if chosen not in {r.trial_id for r in rows}:
         fail(f"no trial {chosen!r} in {run_dir}; e.g. {rows[0].trial_id}")
-    for ev in store.events(chosen, final_only=False):
+    # Read the whole transcript first: a damaged row is one error line, not half a page.
+    for ev in list(store.events(chosen, final_only=False)):
         _print_event(ev.kind, ev.payload, ev.attempt)
 
 

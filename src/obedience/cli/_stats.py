@@ -398,6 +398,8 @@ def stats(
         if not store.trials(status="done"):
             fail(f"{run_dir} holds no finished trials")
         result = statistics(store)
+    except StoreError as exc:  # damage found mid-read
+        fail(str(exc))
     finally:
         store.close()
     if as_json:

@@ -505,7 +505,12 @@ class RunStore:
         sql += " ORDER BY e.trial_id, e.attempt, e.seq"
         for tid, attempt, seq, kind, payload, meta in self._rows(sql, args):
             yield EventRow(
-                tid, attempt, seq, kind, json.loads(payload), json.loads(meta) if meta else None
+                tid,
+                attempt,
+                seq,
+                kind,
+                self._loads(payload, "events"),
+                self._loads(meta, "events") if meta else None,
             )
 
     def _rows(self, sql: str, args: Iterable[Any] = ()) -> Iterator[tuple[Any, ...]]:
@@ -516,6 +521,15 @@ class RunStore:
                 yield from batch
         except sqlite3.Error as exc:
             raise _db_error(self.run_dir, exc) from None
+
+    def _loads(self, text: str, table: str) -> Any:
+        """A stored JSON cell; one that does not parse means the file was damaged."""
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(
+                f"{self.run_dir / DATABASE} is damaged: a row of {table!r} is not JSON ({exc})"
+            ) from None
 
     def _count(self, table: str) -> int:
         return int(next(self._rows(f"SELECT COUNT(*) FROM {table}"))[0])
@@ -548,8 +562,8 @@ class RunStore:
                 "attempt": a,
                 "seq": s,
                 "classifier": c,
-                "labels": json.loads(lab),
-                "reasons": json.loads(rea) if rea else {},
+                "labels": self._loads(lab, "annotations"),
+                "reasons": self._loads(rea, "annotations") if rea else {},
             }
             for t, a, s, c, lab, rea in self._rows(sql, args)
         ]
@@ -568,7 +582,7 @@ class RunStore:
         for m, cond, h, k, p in self._rows(
             "SELECT model, condition, history, k, payload FROM probes ORDER BY id"
         ):
-            row = json.loads(p)
+            row = self._loads(p, "probes")
             row.update({"model": m, "condition": cond, "history": h, "k": k})
             out.append(row)
         return out
