@@ -35,7 +35,7 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def test_rules_label_every_reply_and_feed_the_tables(run_dir: Path) -> None:
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         replies = [e for e in store.events(final_only=False) if e.kind == "reply"]
         discarded = sum(1 for e in store.events(final_only=False) if e.kind == "discarded")
@@ -72,7 +72,7 @@ def test_rules_label_every_reply_and_feed_the_tables(run_dir: Path) -> None:
 
 
 def test_contexts_follow_what_the_subject_saw(run_dir: Path) -> None:
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         tid = "scripted:format-breaker|DC-NS-NF|1"
         items = [i for i in reply_items(store.events(final_only=False)) if i.trial_id == tid]
@@ -134,7 +134,7 @@ def test_judge_on_a_replay_backend(run_dir: Path, tmp_path: Path) -> None:
     answers.write_text(json.dumps(JUDGE_ANSWER) + "\n")
     judge, transport = make_judge(f"replay:{answers}", concurrency=4)
     assert judge.name == f"judge:replay:{answers}@{judge.prompt_version}"
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         annotate_run(store, RuleClassifier())
         try:

@@ -104,7 +104,7 @@ def test_label_metrics_after_annotation(tmp_path: Path, run_dir: Path) -> None:
 
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)
-    store = RunStore.open(copy)
+    store = RunStore.open(copy, write=True)
     try:
         annotate_run(store, RuleClassifier())
         t = build_tables(store).trials

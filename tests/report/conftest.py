@@ -43,7 +43,7 @@ def make_run(
 
 def label_replies(run_dir: Path) -> int:
     """Label replies with a fake rules classifier: distress on payload replies. Returns count."""
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         rows = []
         for ev in store.events(final_only=True):

@@ -314,7 +314,7 @@ def test_attractor_panel_with_probe_rows(tmp_path: Path) -> None:
                 ("scripted:obedient", "PC-NS-NF", history, k, {"p_comply": p, "raw_mass": 0.9})
             )
     rows.append(("scripted:obedient", "PC-NS-NF", "full-obedience", 12, {"p_full_obedience": 0.01}))
-    store = RunStore.open(run)
+    store = RunStore.open(run, write=True)
     store.add_probe_rows(rows)
     store.close()
     rep = build(run)

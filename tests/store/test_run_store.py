@@ -233,7 +233,7 @@ def test_full_database_stops_the_run_and_it_resumes_intact(tmp_path: Path) -> No
     store.close()
 
     # Intact: it opens, passes an integrity check and reads back.
-    with RunStore.open(run_dir) as reopened:
+    with RunStore.open(run_dir, write=True) as reopened:
         assert reopened._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = reopened.trials()
         done = [r for r in rows if r.status == "done"]

@@ -77,14 +77,16 @@ Top-level keys (stable):
     discarded replies (None without annotations).
 ``prod_efficacy``
     One row per model and prod index (0 = no prod before the decision): ``model``,
-    ``prod``, ``decisions``, ``complied``, ``refused``, ``invalid``, ``rate``, ``ci``
-    (share of decisions right after that prod whose counted reply complied; decisions
-    left pending by an error are not counted).
+    ``prod``, ``decisions``, ``complied``, ``refused``, ``invalid``, ``content_filtered``,
+    ``rate``, ``ci`` (share of decisions right after that prod whose counted reply
+    complied; decisions left pending by an error, or whose reply a content filter
+    withheld, are not counted: the latter are ``content_filtered``).
 ``level_compliance``
     One row per model and level (all conditions pooled; the escalation profile):
     ``model``, ``level``, ``decisions``, ``complied``, ``refused``, ``invalid``,
-    ``rate``, ``ci`` (share of the decisions at that level whose counted reply
-    complied; decisions left pending by an error are not counted).
+    ``content_filtered``, ``rate``, ``ci`` (share of the decisions at that level whose
+    counted reply complied; decisions left pending by an error, or whose reply a content
+    filter withheld, are not counted: the latter are ``content_filtered``).
 ``errors``
     ``cells`` per model and condition (``trials``, ``completed``, the counts named in
     ``ERROR_COUNT_KEYS``: ``error``, ``content_filter``, ``invalid_abort``,
@@ -775,8 +777,12 @@ def _compliance_rows(decisions: pd.DataFrame, column: str, name: str) -> list[di
     rows: list[dict[str, Any]] = []
     if decisions.empty:
         return rows
-    # A decision left pending (the trial ended in an error mid-decision) has no outcome.
-    decided = decisions[decisions["final_action"] != "pending"]
+    # A decision left pending (the trial ended in an error mid-decision) has no outcome;
+    # one whose reply a content filter withheld was not made: both are left out of the
+    # denominator, the filtered ones counted apart.
+    filtered = decisions[decisions["final_action"] == "content-filter"]
+    filtered_by = filtered.groupby(["model", column]).size().to_dict()
+    decided = decisions[~decisions["final_action"].isin(("pending", "content-filter"))]
     for (model, value), g in decided.groupby(["model", column], sort=True):
         action = g["final_action"]
         k = int((action == "comply").sum())
@@ -789,6 +795,7 @@ def _compliance_rows(decisions: pd.DataFrame, column: str, name: str) -> list[di
                 "complied": k,
                 "refused": int((action == "refuse").sum()),
                 "invalid": int((action == "invalid").sum()),
+                "content_filtered": int(filtered_by.get((model, value), 0)),
                 "rate": p["rate"],
                 "ci": p["ci"],
             }

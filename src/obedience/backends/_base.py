@@ -16,11 +16,18 @@ class TransportError(RuntimeError):
     """A request failed in transport. Never a refusal: the runner retries or ends as error."""
 
     def __init__(
-        self, message: str, *, retryable: bool = True, history: list[str] | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        history: list[str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.history = history or [message]
+        # Seconds the server asked us to wait (its Retry-After header), if it said.
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,17 @@ The API key is read from the environment only and is never written anywhere.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import math
 import os
+import time
+import urllib.parse
 from typing import Any
 
 import openai
 
+from obedience._text import one_line, scrub_secrets, strip_userinfo
 from obedience.backends._base import (
     BackendError,
     Capabilities,
@@ -34,11 +39,55 @@ GRAMMAR_FIELDS = {
 
 def resolve_base_url(explicit: str | None) -> str:
     if explicit:
-        return explicit
+        return check_base_url(explicit)
     for name in BASE_URL_ENV:
         if value := os.environ.get(name):
-            return value
+            return check_base_url(value, source=name)
     return "https://api.openai.com/v1"
+
+
+def check_base_url(url: str, *, source: str = "base URL") -> str:
+    """``url`` if it is a usable http(s) URL; else a one-line BackendError."""
+    shown = one_line(strip_userinfo(url))
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port  # raises ValueError for ':abc', ':99999', ':-5'
+    except ValueError as exc:
+        raise BackendError(f"{source} {shown!r} is not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise BackendError(f"{source} {shown!r} must start with http:// or https://")
+    if not parts.hostname:
+        raise BackendError(f"{source} {shown!r} has no host")
+    if port == 0:
+        raise BackendError(f"{source} {shown!r}: port 0 is not a port")
+    return url
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """A Retry-After header in seconds: delta-seconds or an HTTP-date; None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    try:
+        return retry_after_seconds(exc.response.headers.get("retry-after"))
+    except AttributeError:
+        return None
 
 
 def _api_key() -> str:
@@ -49,7 +98,8 @@ def _api_key() -> str:
 
 
 def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300]
+    """Server-sent text on one line: no known secret, no terminal control."""
+    return one_line(scrub_secrets(str(exc)))[:300]
 
 
 class OpenAIBackend:
@@ -68,12 +118,14 @@ class OpenAIBackend:
             raise BackendError("openai:MODEL needs a model name, e.g. openai:gpt-4o-mini")
         self.model = model
         self.name = f"openai:{model}"
-        self.base_url = resolve_base_url(base_url)
+        full_url = resolve_base_url(base_url)
+        # Shown, stored and used as the concurrency key without any user:password@.
+        self.base_url = strip_userinfo(full_url)
         self.endpoint = self.base_url
         self.capabilities = Capabilities(tools=True, constrained=True, logprobs=logprobs)
         self._grammar_field = GRAMMAR_FIELDS.get(grammar_dialect, grammar_dialect)
         self._client = openai.AsyncOpenAI(
-            base_url=self.base_url, api_key=_api_key(), timeout=timeout, max_retries=0
+            base_url=full_url, api_key=_api_key(), timeout=timeout, max_retries=0
         )
 
     @property
@@ -140,9 +192,13 @@ class OpenAIBackend:
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise TransportError(f"{type(exc).__name__}: {_short(exc)}") from None
         except openai.RateLimitError as exc:
-            raise TransportError(f"rate limited: {_short(exc)}") from None
+            raise TransportError(
+                f"rate limited: {_short(exc)}", retry_after=_retry_after(exc)
+            ) from None
         except openai.InternalServerError as exc:
-            raise TransportError(f"server error {exc.status_code}: {_short(exc)}") from None
+            raise TransportError(
+                f"server error {exc.status_code}: {_short(exc)}", retry_after=_retry_after(exc)
+            ) from None
         except openai.APIStatusError as exc:
             raise TransportError(
                 f"request rejected {exc.status_code}: {_short(exc)}", retryable=False
@@ -224,7 +280,8 @@ def _completion_from_json(data: Any) -> Completion:
     if isinstance(calls, list) and calls and isinstance(calls[0], dict):
         fn = calls[0].get("function") or {}
         tool_call = {"name": fn.get("name"), "arguments": fn.get("arguments")}
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    raw_usage = data.get("usage")
+    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     finish = choice.get("finish_reason")

@@ -6,7 +6,7 @@ Each sub-module registers its commands on the shared Typer app.
 from __future__ import annotations
 
 from obedience.cli import _protocols, _run  # noqa: F401  (they register commands)
-from obedience.cli._app import app
+from obedience.cli._app import app, install_warning_filter
 
 for _optional in ("_classify", "_stats", "_report", "_probe", "_import"):
     try:
@@ -17,6 +17,7 @@ for _optional in ("_classify", "_stats", "_report", "_probe", "_import"):
 
 
 def main() -> None:
+    install_warning_filter()
     app()
 
 

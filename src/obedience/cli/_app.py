@@ -1,12 +1,22 @@
-"""The Typer app and the one-line error convention shared by all commands."""
+"""The Typer app, the one-line error convention, and terminal safety for all commands.
+
+Imports here are kept to typer and rich: every command module imports its heavy
+dependencies (pandas, scipy, openai, llama.cpp) inside the command, so that
+``obedience --help``, ``protocols`` and ``show`` start fast.
+"""
 
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
+import warnings
+from collections.abc import Iterable
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.segment import Segment
+
+from obedience._text import one_line, scrub_secrets, terminal_safe
 
 app = typer.Typer(
     name="obedience",
@@ -14,15 +24,39 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rendering it with rich costs more start-up time than the whole CLI.
+    rich_markup_mode=None,
 )
+
+
+class SafeConsole(Console):
+    """A console on which no text can drive the terminal.
+
+    Every segment of text (not rich's own control codes) is passed through
+    ``terminal_safe`` as it is written, so a model id, error body, protocol title or
+    reply that reaches a table or message unescaped still shows ESC, C1, bidi and
+    surrogate characters as visible escapes. Known secret values are redacted.
+    """
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else Segment(_shown(segment.text), *segment[1:])
+            for segment in buffer
+        )
+
+
+def _shown(text: str) -> str:
+    return scrub_secrets(terminal_safe(text))
+
+
 # Not a terminal (CI logs, pipes): use a wide fixed width so tables do not fold.
-console = Console(width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+console = SafeConsole(width=None if sys.stdout.isatty() else 160)
+err_console = SafeConsole(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error to stderr and exit."""
-    line = " ".join(str(message).split())
+    line = scrub_secrets(one_line(str(message)))
     err_console.print(f"[bold red]error:[/] {escape_markup(line)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
@@ -33,36 +67,30 @@ def escape_markup(text: str) -> str:
     return escape(text)
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0, 9), 11, 12, *range(14, 32), 127]}
-_CONTROL.update({c: f"\\u{c:04x}" for c in range(0x80, 0xA0)})
-_CONTROL.update(
-    {
-        c: f"\\u{c:04x}"
-        for c in (
-            0x200E,
-            0x200F,
-            0x202A,
-            0x202B,
-            0x202C,
-            0x202D,
-            0x202E,
-            0x2066,
-            0x2067,
-            0x2068,
-            0x2069,
-        )
-    }
-)
-
-
 def safe_text(text: str, limit: int | None = 4000) -> str:
-    """Model output for a terminal: control and bidi characters shown as escapes, markup escaped.
+    """Untrusted text for a terminal: controls, bidi and surrogates as escapes, markup escaped.
 
-    Without this a reply could move the cursor, recolour or clear the screen, or
-    reorder what the reader sees (bidi overrides).
+    Without this a reply could move the cursor, recolour or clear the screen, write the
+    clipboard (OSC 52) or reorder what the reader sees (bidi overrides).
     """
-    cleaned = text.translate(_CONTROL)
-    cleaned = cleaned.encode("utf-8", "backslashreplace").decode("utf-8")
+    cleaned = scrub_secrets(terminal_safe(text))
     if limit is not None and len(cleaned) > limit:
         cleaned = cleaned[:limit] + f"… [{len(cleaned) - limit} more characters]"
     return escape_markup(cleaned)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Warnings (matplotlib's "Glyph 27 missing", say) quote text: show it escaped."""
+    text = one_line(f"{category.__name__}: {message}")
+    print(f"warning: {scrub_secrets(text)}", file=sys.stderr)
+
+
+def install_warning_filter() -> None:
+    warnings.showwarning = _show_warning

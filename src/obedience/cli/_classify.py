@@ -60,7 +60,8 @@ def classify(
         out.pop("reasons", None)
         out["labels"] = verdict.labels
         out["reasons"] = verdict.reasons
-        lines.append(json.dumps(out, ensure_ascii=False))
+        # ASCII JSON: controls, bidi overrides and lone surrogates stay escapes (terminal-safe).
+        lines.append(json.dumps(out, ensure_ascii=True))
     if output is None:
         _write(sys.stdout, lines)
         return

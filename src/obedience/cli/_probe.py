@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
-from obedience.backends import (
-    Backend,
-    BackendError,
-    BackendOptions,
-    LlamaCppBackend,
-    TransportError,
-    make_backend,
-)
 from obedience.cli._app import app, console, err_console, escape_markup, fail
-from obedience.probe import ProbeResult, ProbeSettings, require_scoring, run_probe
-from obedience.protocols import Protocol, ProtocolError, load_protocol
-from obedience.runner import (
-    ConfigError,
-    RunConfig,
-    build_manifest,
-    validate_config,
-)
 from obedience.store import DATABASE, RunStore, StoreError
+
+if TYPE_CHECKING:
+    from obedience.backends import Backend
+    from obedience.probe import ProbeResult, ProbeSettings
+    from obedience.protocols import Protocol
+    from obedience.runner import RunConfig
 
 
 def _default_out(protocol: str) -> Path:
@@ -75,6 +63,9 @@ def _probe_entry(result: ProbeResult, config: RunConfig) -> dict[str, Any]:
 async def _probe(
     backend: Backend, protocol: Protocol, settings: ProbeSettings, quiet: bool
 ) -> tuple[ProbeResult, dict[str, Any]]:
+    from obedience.backends import LlamaCppBackend
+    from obedience.probe import require_scoring, run_probe
+
     spec = protocol.condition(settings.condition)
     try:
         require_scoring(backend, spec)
@@ -131,6 +122,11 @@ def probe(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:
     """Measure P(comply) at decision points along on-policy, forced and control histories."""
+    from obedience.backends import BackendError, BackendOptions, TransportError, make_backend
+    from obedience.probe import ProbeSettings, require_scoring
+    from obedience.protocols import ProtocolError, load_protocol
+    from obedience.runner import ConfigError, build_manifest, validate_config
+
     if k < 0:
         fail(f"--k must be 0 or more, got {k}")
     if on_policy < 0:
@@ -187,6 +183,8 @@ def probe(
         require_scoring(backend, spec)
     except (ConfigError, ProtocolError, BackendError, StoreError) as exc:
         fail(str(exc))
+    import asyncio
+
     settings = ProbeSettings(
         model=model,
         condition=cond,
@@ -207,7 +205,7 @@ def probe(
         if source is not None and result.sampled is None:
             result.sampled = sampled_obedience(source, model, cond)
     try:
-        store = RunStore.open(target) if existing else RunStore.create(target)
+        store = RunStore.open(target, write=True) if existing else RunStore.create(target)
         with store:
             if existing:
                 manifest = store.manifest()
@@ -238,6 +236,8 @@ def _fmt_raw(p: float | None) -> str:
 
 
 def _print_result(result: ProbeResult, run_dir: Path) -> None:
+    from rich.table import Table
+
     console.print(f"run directory: {escape_markup(str(run_dir))}")
     info = result.info
     table = Table(

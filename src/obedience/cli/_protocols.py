@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 from obedience.cli._app import app, console, escape_markup, fail
-from obedience.engine import (
-    Reply,
-    ReplyReceived,
-    Request,
-    Trial,
-    is_empty,
-    kept_text,
-    marked,
-    parse_reply,
-    scripted_subject,
-    subject_turn,
-)
-from obedience.protocols import (
-    Protocol,
-    ProtocolError,
-    ProtocolSpec,
-    builtin_protocol_names,
-    load_protocol,
-)
+# Imported where used, so that `obedience --help` does not load pydantic (issue 16).
+if TYPE_CHECKING:
+    from obedience.engine import Reply, ReplyReceived, Request, Trial
+    from obedience.protocols import Protocol, ProtocolSpec
 
 protocols_app = typer.Typer(
     help="List protocols, or show one's full script.", no_args_is_help=False
@@ -42,6 +26,10 @@ def list_protocols(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List the built-in protocols with their conditions, channel and policy."""
+    from rich.table import Table
+
+    from obedience.protocols import builtin_protocol_names, load_protocol
+
     if ctx.invoked_subcommand is not None:
         return
     out: list[dict[str, Any]] = []
@@ -95,6 +83,9 @@ def show_protocol(
     ),
 ) -> None:
     """Print exactly what the model will see: a compliant trial, message by message."""
+    from obedience.engine import ReplyReceived, Trial, scripted_subject
+    from obedience.protocols import ProtocolError
+
     protocol, cond = _load(name, condition)
     try:
         trial = Trial(protocol, cond, seed)
@@ -134,6 +125,8 @@ def show_protocol(
 
 
 def _load(name: str, condition: str | None) -> tuple[Protocol, str]:
+    from obedience.protocols import ProtocolError, load_protocol
+
     try:
         protocol = load_protocol(name)
         cond = condition or protocol.default_conditions[0]
@@ -216,6 +209,8 @@ def parse_replies(
 
 
 def _reply_from_line(line: str, where: str) -> Reply:
+    from obedience.engine import Reply
+
     try:
         item = json.loads(line)
     except (ValueError, RecursionError) as exc:
@@ -235,6 +230,8 @@ def _reply_from_line(line: str, where: str) -> Reply:
 
 def read_one(spec: ProtocolSpec, reply: Reply) -> dict[str, Any]:
     """How the engine reads one reply under ``spec``, and what it would keep in context."""
+    from obedience.engine import is_empty, kept_text, marked, parse_reply, subject_turn
+
     harness, channel = spec.harness, spec.channel
     if is_empty(reply) and harness.empty_replies == "retry":
         return {

@@ -2,37 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from obedience.analysis import build_tables, summary_records
-from obedience.backends import Backend, BackendError, BackendOptions, make_backend
 from obedience.cli._app import app, console, err_console, escape_markup, fail, safe_text
-from obedience.protocols import Protocol, ProtocolError, load_protocol
-from obedience.runner import (
-    ConfigError,
-    RunConfig,
-    Runner,
-    build_manifest,
-    conditions_for,
-    load_config_file,
-    preflight,
-    validate_config,
-)
-from obedience.runner import (
-    Progress as RunProgress,
-)
 from obedience.store import DATABASE, RunStore, StoreError
+
+if TYPE_CHECKING:
+    from obedience.backends import Backend
+    from obedience.protocols import Protocol
+    from obedience.runner import RunConfig
+
+# pandas, scipy, openai and llama.cpp are imported inside the commands that need them:
+# `obedience --help` and `show` must not pay for them.
 
 
 def _gather_config(config_file: Path | None, flags: dict[str, Any]) -> RunConfig:
+    from obedience.runner import load_config_file, validate_config
+
     data: dict[str, Any] = {}
     source = "command line"
     if config_file is not None:
@@ -48,6 +39,8 @@ def _default_out(config: RunConfig) -> Path:
 
 
 def _make_backends(config: RunConfig) -> dict[str, Backend]:
+    from obedience.backends import BackendOptions, make_backend
+
     options = BackendOptions(
         base_url=config.base_url,
         chat_template=config.chat_template,
@@ -66,10 +59,26 @@ async def _execute(
     show_progress: bool,
 ) -> RunStore:
     """Preflight first, so a bad server or model leaves no half-made run directory."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from obedience.runner import Progress as RunProgress
+    from obedience.runner import Runner, build_manifest, preflight
+
     try:
         meta = await preflight(backends, protocol, config)
         if resume:
-            store = RunStore.open(run_dir)
+            store = RunStore.open(run_dir, write=True)
+            manifest = store.manifest()
+            if manifest.get("config", {}).get("trials") != config.trials:
+                store.write_manifest(
+                    {**manifest, "config": build_manifest(protocol, config, meta)["config"]}
+                )
         else:
             store = RunStore.create(run_dir)
             store.write_manifest(build_manifest(protocol, config, meta))
@@ -154,11 +163,19 @@ def run(
         "chat_template": chat_template,
         "timeout": timeout,
     }
+    from obedience.backends import BackendError
+    from obedience.protocols import ProtocolError, load_protocol
+    from obedience.runner import ConfigError, conditions_for, resume_config
+
     try:
         if resume is not None:
+            if config_file is not None:
+                raise ConfigError(
+                    "--config cannot be combined with --resume: a run keeps its config"
+                )
             with RunStore.open(resume) as previous:
                 manifest = previous.manifest()
-            config = validate_config(manifest["config"], f"{resume}/manifest.json")
+            config = resume_config(manifest, flags, f"{resume}/manifest.json")
             run_dir = resume
         else:
             config = _gather_config(config_file, flags)
@@ -174,6 +191,8 @@ def run(
         backends = _make_backends(config)
     except (ConfigError, ProtocolError, BackendError, StoreError) as exc:
         fail(str(exc))
+    import asyncio
+
     store: RunStore | None = None
     try:
         store = asyncio.run(
@@ -217,6 +236,10 @@ def _write_report(run_dir: Path) -> None:
 
 
 def _print_summary(store: RunStore) -> None:
+    from rich.table import Table
+
+    from obedience.analysis import build_tables, summary_records
+
     records = summary_records(build_tables(store).trials)
     table = Table(title="Summary (errors are not refusals and are excluded from rates)")
     cols = [
@@ -230,6 +253,7 @@ def _print_summary(store: RunStore) -> None:
         ("mean_highest", "mean hi"),
         ("median_highest", "median hi"),
         ("invalid_replies", "invalid"),
+        ("content_filtered", "filtered"),
         ("discarded_replies", "discarded"),
         ("overridden_refusals", "overridden"),
     ]
@@ -261,12 +285,17 @@ def summary(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
     """Per model and condition: outcomes, levels, invalid and discarded replies, overrides."""
-    store = _open_store(run_dir)
-    records = summary_records(build_tables(store).trials)
-    from obedience.analysis._paper_metrics import attach_paper_metrics
-    from obedience.cli._paper import print_paper_cells
+    from obedience.analysis import build_tables, summary_records
 
-    records = attach_paper_metrics(records, store)  # the paper's figures under "paper"
+    store = _open_store(run_dir)
+    try:
+        records = summary_records(build_tables(store).trials)
+        from obedience.analysis._paper_metrics import attach_paper_metrics
+        from obedience.cli._paper import print_paper_cells
+
+        records = attach_paper_metrics(records, store)  # the paper's figures under "paper"
+    except StoreError as exc:
+        fail(str(exc))
     if as_json:
         print(json.dumps(records, indent=2))
     else:
@@ -284,13 +313,21 @@ def show(
 ) -> None:
     """Print a transcript; model output is shown with control characters made harmless."""
     store = _open_store(run_dir)
+    try:
+        _show(store, run_dir, trial)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def _show(store: RunStore, run_dir: Path, trial: str | None) -> None:
     rows = store.trials()
     if not rows:
         fail(f"{run_dir} holds no trials")
     chosen = trial or rows[0].trial_id
     if chosen not in {r.trial_id for r in rows}:
         fail(f"no trial {chosen!r} in {run_dir}; e.g. {rows[0].trial_id}")
-    for ev in store.events(chosen, final_only=False):
+    # Read the whole transcript first: a damaged row is one error line, not half a page.
+    for ev in list(store.events(chosen, final_only=False)):
         _print_event(ev.kind, ev.payload, ev.attempt)
 
 

@@ -14,9 +14,9 @@ from obedience.cli._app import app, console, err_console, escape_markup, fail
 from obedience.store import RunStore, StoreError
 
 
-def _open(run_dir: Path) -> RunStore:
+def _open(run_dir: Path, *, write: bool = False) -> RunStore:
     try:
-        return RunStore.open(run_dir)
+        return RunStore.open(run_dir, write=write)
     except StoreError as exc:
         fail(str(exc))
 
@@ -406,6 +406,8 @@ def stats(
         if not store.trials(status="done"):
             fail(f"{run_dir} holds no finished trials")
         result = statistics(store)
+    except StoreError as exc:  # damage found mid-read
+        fail(str(exc))
     finally:
         store.close()
     if as_json:
@@ -444,7 +446,7 @@ def annotate(
     """Label every reply in the run (discarded and superseded ones too) and store the labels."""
     from obedience.analysis._annotate import JudgeError, annotate_run, judge_prepare, make_judge
 
-    store = _open(run_dir)
+    store = _open(run_dir, write=True)
     try:
         if judge is None:
             from obedience.analysis.classifiers import RuleClassifier

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import math
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -112,10 +114,26 @@ def render(rep: Report) -> str:
 
 def write_html(rep: Report, out: Path) -> Path:
     html = render(rep)
+    # Text is made safe where it enters a run; a lone surrogate from an older store is
+    # shown as an escape here rather than lost or fatal.
+    write_file_atomic(out, html.encode("utf-8", "backslashreplace"))
+    return out
+
+
+def write_file_atomic(out: Path, data: bytes) -> None:
+    """Write ``out`` whole or not at all; a failed write (a full disk) leaves no temp file.
+
+    Raises ``OSError``; a full disk is reported as such (ENOSPC), not as a later I/O error.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    # Lone surrogates from model output can only reach here through text the template
-    # escaped (the data blob escapes its own); replace them rather than fail.
-    tmp.write_bytes(html.encode("utf-8", "replace"))
-    tmp.replace(out)
-    return out
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -6,6 +6,7 @@ from obedience.runner._config import (
     RunConfig,
     derive_seed,
     load_config_file,
+    resume_config,
     stimulus_seed,
     validate_config,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "load_config_file",
     "plan_rows",
     "preflight",
+    "resume_config",
     "stimulus_seed",
     "validate_config",
 ]

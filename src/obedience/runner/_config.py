@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from obedience._text import has_surrogates
 from obedience.protocols import ProtocolSpec
 
 # The embedded 270M model writes ~55 tokens/s on 2 cores; the paper's 1000-token cap
@@ -31,14 +32,15 @@ class RunConfig(BaseModel):
     trials: int = Field(default=2, ge=1, le=100_000)
     seed: int = Field(default=0, ge=0)
     concurrency: int | None = Field(default=None, ge=1, le=4096)
-    temperature: float | None = Field(default=None, ge=0.0, le=5.0)
+    temperature: float | None = Field(default=None, ge=0.0, le=5.0, allow_inf_nan=False)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     base_url: str | None = None
     chat_template: str | None = None
-    timeout: float = Field(default=120.0, gt=0)
+    # Finite: a manifest cannot hold Infinity (not JSON), and a request must end some time.
+    timeout: float = Field(default=120.0, gt=0, le=86_400.0, allow_inf_nan=False)
     retries: int = Field(default=4, ge=0, le=50)
     # Seconds before the first retry of a failed request; doubles per retry (with jitter).
-    backoff: float = Field(default=BACKOFF_BASE_S, ge=0.0, le=60.0)
+    backoff: float = Field(default=BACKOFF_BASE_S, ge=0.0, le=60.0, allow_inf_nan=False)
     grammar_dialect: str = "llama.cpp"
 
     def max_tokens_for(self, model: str, spec: ProtocolSpec) -> int:
@@ -63,7 +65,27 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return raw
 
 
+def _unencodable_field(data: Any, path: str = "") -> str | None:
+    """The first field holding a lone surrogate (from argv bytes that are not UTF-8)."""
+    if isinstance(data, str):
+        return path if has_surrogates(data) else None
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, (list, tuple)):
+        items = enumerate(data)
+    else:
+        return None
+    for key, value in items:
+        found = _unencodable_field(value, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def validate_config(data: dict[str, Any], source: str) -> RunConfig:
+    bad = _unencodable_field(data)
+    if bad is not None:
+        raise ConfigError(f"{source}: field '{bad}': holds bytes that are not valid UTF-8")
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -81,3 +103,62 @@ def stimulus_seed(rule: str, base_seed: int, trial_index: int) -> int:
 def derive_seed(*parts: object) -> int:
     digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+# Flags that name what a run is: on --resume they must match the run, except ``trials``,
+# which may grow (the new trials are planned and run; finished ones are kept).
+_RESUME_FLAGS = {
+    "models": "--model/-m",
+    "protocol": "--protocol/-p",
+    "conditions": "--condition/-c",
+    "trials": "--trials/-n",
+    "seed": "--seed",
+    "concurrency": "--concurrency",
+    "temperature": "--temperature",
+    "max_tokens": "--max-tokens",
+    "base_url": "--base-url",
+    "chat_template": "--chat-template",
+    "timeout": "--timeout",
+}
+# Settings that do not change what is measured, only how fast or patiently.
+_RESUME_FREE = frozenset({"concurrency", "timeout"})
+
+
+def resume_config(manifest: dict[str, Any], flags: dict[str, Any], source: str) -> RunConfig:
+    """The config to resume a run with: the stored one, with ``flags`` checked against it.
+
+    A flag that would change what the run measures is refused with one line; a larger
+    ``--trials`` is applied (more trials per cell); concurrency and timeout may change.
+    """
+    stored = manifest.get("config")
+    if not isinstance(stored, dict):
+        raise ConfigError(f"{source} has no 'config' object; this run cannot be resumed")
+    protocol = manifest.get("protocol")
+    if not isinstance(protocol, dict) or not isinstance(protocol.get("sha256"), str):
+        raise ConfigError(f"{source} has no 'protocol.sha256'; this run cannot be resumed")
+    config = validate_config(stored, source)
+    changes: dict[str, Any] = {}
+    for key, value in flags.items():
+        if value in (None, [], ()) or key not in _RESUME_FLAGS:
+            continue
+        current = getattr(config, key)
+        wanted = list(value) if isinstance(value, (list, tuple)) else value
+        if wanted == current:
+            continue
+        if key in _RESUME_FREE or (
+            key == "trials" and isinstance(wanted, int) and wanted > config.trials
+        ):
+            changes[key] = wanted
+        elif key == "trials":
+            raise ConfigError(
+                f"--resume: the run has {config.trials} trials per cell; --trials can only "
+                f"add trials (got {wanted}); finished trials are never dropped"
+            )
+        else:
+            raise ConfigError(
+                f"--resume continues the run as it was started: {_RESUME_FLAGS[key]} "
+                f"{wanted!r} differs from the run's {current!r}; omit it, or start a new run"
+            )
+    if not changes:
+        return config
+    return validate_config({**config.model_dump(), **changes}, source)

@@ -11,6 +11,8 @@ loses at most the replies in flight.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import platform
 import random
 import sys
@@ -21,6 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from obedience import __version__
+from obedience._text import (
+    escape_surrogates,
+    has_surrogates,
+    original_json,
+    safe_value,
+    scrub_secrets,
+    strip_userinfo,
+)
 from obedience.backends import (
     Backend,
     BackendError,
@@ -35,6 +45,9 @@ from obedience.runner._config import RunConfig, derive_seed, stimulus_seed
 from obedience.store import RunStore, StoreError, TrialRow, trial_key
 
 BACKOFF_CAP_S = 20.0
+# A server's Retry-After is honoured up to this many seconds (a longer wait is cut short:
+# the retry may then fail again, and the trial ends as an error after the last try).
+RETRY_AFTER_CAP_S = 60.0
 
 
 @dataclass
@@ -114,7 +127,7 @@ def build_manifest(
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "created_unix": time.time(),
-        "config": config.model_dump(mode="json"),
+        "config": _manifest_config(config),
         "protocol": {
             "name": protocol.name,
             "title": protocol.title,
@@ -145,6 +158,13 @@ def build_manifest(
         "models": model_meta,
         "deviations": deviations(protocol, config),
     }
+
+
+def _manifest_config(config: RunConfig) -> dict[str, Any]:
+    data = config.model_dump(mode="json")
+    if data.get("base_url"):
+        data["base_url"] = strip_userinfo(data["base_url"])  # a password never reaches a file
+    return data
 
 
 async def preflight(
@@ -219,6 +239,8 @@ class Runner:
         spec = self.protocol.condition(row.condition)
         attempt = self.store.start_trial(row.trial_id)
         trial = Trial(spec, row.condition, row.seed)
+        if attempt is None:  # finished meanwhile: never reopen a counted trial
+            return trial
         written = 0
         metas: dict[int, dict[str, Any]] = {}
         while (request := trial.next_request()) is not None:
@@ -230,10 +252,11 @@ class Runner:
             try:
                 completion, errors = await self._call(backend, request, sampling)
             except TransportError as exc:
-                trial.submit_failure(str(exc))
-                metas[first_new] = {"transport_errors": exc.history}
+                trial.submit_failure(_untrusted(str(exc)))
+                metas[first_new] = {"transport_errors": [_untrusted(e) for e in exc.history]}
                 self.progress.bump(errors=1)
             else:
+                completion, originals = safe_completion(completion)
                 trial.submit_reply(
                     Reply(
                         text=completion.text,
@@ -242,6 +265,7 @@ class Runner:
                     )
                 )
                 metas[first_new] = _meta(completion, time.monotonic() - started, errors, sampling)
+                metas[first_new].update(originals)
                 self.progress.bump(decisions=1, transport_retries=len(errors))
             written = self._flush(row.trial_id, attempt, trial, written, metas)
         self._flush(row.trial_id, attempt, trial, written, metas)
@@ -289,14 +313,62 @@ class Runner:
                     f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
                     retryable=False,
                 )
-            errors.append(str(err))
+            errors.append(_untrusted(str(err)))
             if not err.retryable or attempt == self.config.retries:
                 raise TransportError(
                     f"{err} (gave up after {attempt + 1} tries)", retryable=False, history=errors
                 )
-            delay = min(BACKOFF_CAP_S, self.config.backoff * 2**attempt) * random.uniform(0.5, 1.5)
-            await asyncio.sleep(delay)
+            await asyncio.sleep(retry_delay(self.config.backoff, attempt, err.retry_after))
         raise AssertionError("unreachable")
+
+
+def retry_delay(backoff: float, attempt: int, retry_after: float | None) -> float:
+    """Seconds before retry ``attempt + 1``: exponential backoff with jitter, but never
+    sooner than the server's Retry-After (honoured up to ``RETRY_AFTER_CAP_S``)."""
+    delay = float(min(BACKOFF_CAP_S, backoff * 2**attempt) * random.uniform(0.5, 1.5))
+    if retry_after is not None and retry_after > 0:
+        delay = max(delay, min(retry_after, RETRY_AFTER_CAP_S))
+    return delay
+
+
+def _untrusted(text: str) -> str:
+    """Server-sent text (error bodies) as stored: no lone surrogates, no known secrets."""
+    return scrub_secrets(escape_surrogates(text))
+
+
+def safe_completion(completion: Completion) -> tuple[Completion, dict[str, Any]]:
+    """The completion made safe where it enters the run, and the originals it replaced.
+
+    Lone surrogates (valid in JSON, impossible in UTF-8) are escaped as ``\\udXXX`` in
+    the text every later step sees; the exact original is kept in the reply's meta as
+    ASCII JSON (``original_text_json``), so nothing the model sent is lost.
+    """
+    originals: dict[str, Any] = {}
+    text = completion.text
+    if has_surrogates(text):
+        originals["original_text_json"] = original_json(text)
+        text = escape_surrogates(text)
+    tool_call = completion.tool_call
+    if tool_call is not None:
+        safe_call = safe_value(tool_call)
+        if safe_call != tool_call:
+            originals["original_tool_call_json"] = json.dumps(tool_call, ensure_ascii=True)
+            tool_call = safe_call
+    finish = completion.finish_reason
+    if finish is not None:
+        finish = escape_surrogates(finish)
+    if not originals and finish == completion.finish_reason:
+        return completion, originals
+    return (
+        dataclasses.replace(
+            completion,
+            text=text,
+            tool_call=tool_call,
+            finish_reason=finish,
+            extra=safe_value(completion.extra),
+        ),
+        originals,
+    )
 
 
 def _meta(

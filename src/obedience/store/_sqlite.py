@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import sqlite3
 import tempfile
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from obedience._text import scrub_secrets
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -77,6 +81,24 @@ CREATE TABLE IF NOT EXISTS probes (
 
 MANIFEST = "manifest.json"
 DATABASE = "events.sqlite"
+# Held (flock, exclusive) by the one process that writes a run directory. Readers need none.
+WRITER_LOCK = ".writer.lock"
+# The columns this code reads; a file without them is not one of our stores.
+REQUIRED_COLUMNS = {
+    "trials": {
+        "trial_id",
+        "model",
+        "condition",
+        "trial_index",
+        "seed",
+        "sampling_seed",
+        "attempt",
+        "status",
+        "outcome",
+        "highest_level",
+    },
+    "events": {"trial_id", "attempt", "seq", "kind", "payload", "meta"},
+}
 
 
 class StoreError(RuntimeError):
@@ -122,19 +144,102 @@ def _is_disk_full(exc: BaseException) -> bool:
 
 
 def _dumps(value: Any) -> str:
-    # Lone surrogates in model output would make strict UTF-8 fail; keep them escaped.
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+    # ASCII JSON: a lone surrogate that got this far stays an escape, not a bad byte.
+    # Known secret values (an API key a server echoed back) are never stored.
+    return scrub_secrets(
+        json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+    )
+
+
+def _db_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    """One line for a store that cannot be read: damaged, foreign, or unreadable."""
+    text = str(exc)
+    if _is_disk_full(exc):
+        return StoreFullError(f"disk full while using {path / DATABASE}")
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        "malformed" in text or "not a database" in text or "corrupt" in text
+    ):
+        return StoreError(f"{path / DATABASE} is damaged ({text}); it cannot be read")
+    return StoreError(f"cannot read store in {path}: {text}")
+
+
+def _is_open_failure(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "unable to open" in text or "readonly" in text or "read-only" in text
+
+
+def _check_store(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a file that is not an intact store of ours, with one line, touching nothing."""
+    try:
+        tables = {
+            name: {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}
+            for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if name in REQUIRED_COLUMNS
+        }
+        for table, needed in REQUIRED_COLUMNS.items():
+            missing = needed - tables.get(table, set())
+            if missing:
+                what = (
+                    f"no table {table!r}"
+                    if table not in tables
+                    else (f"table {table!r} lacks {', '.join(sorted(missing))}")
+                )
+                raise StoreError(f"{path / DATABASE} is not an obedience run store ({what})")
+        # Reads every page of the tables' b-trees: a damaged page is found here, at open,
+        # rather than in the middle of an analysis.
+        result = conn.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.Error as exc:
+        raise _db_error(path, exc) from None
+    if result is None or result[0] != "ok":
+        detail = " ".join(str(result[0] if result else "no result").split())[:200]
+        raise StoreError(f"{path / DATABASE} is damaged ({detail}); it cannot be read")
+
+
+class _WriterLock:
+    """An exclusive advisory lock on a run directory, held while a store is open to write."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / WRITER_LOCK
+        try:
+            self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot lock {run_dir} for writing: {exc.strerror}") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise StoreError(
+                f"{run_dir} is being written by another obedience process; "
+                "wait for it to finish (reading commands work meanwhile)"
+            ) from None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
 
 
 class RunStore:
-    def __init__(self, run_dir: Path, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        conn: sqlite3.Connection,
+        *,
+        read_only: bool = False,
+        lock: _WriterLock | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self._conn = conn
+        self.read_only = read_only
+        self._lock = lock
 
     # ------------------------------------------------------------ open / close
 
     @classmethod
     def create(cls, run_dir: str | Path, *, exist_ok: bool = False) -> RunStore:
+        """A new store, open to write (the directory's writer lock is taken)."""
         path = Path(run_dir)
         if (path / DATABASE).exists() and not exist_ok:
             raise StoreError(f"{path} already holds a run; use --resume to continue it")
@@ -142,17 +247,43 @@ class RunStore:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create run directory {path}: {exc.strerror}") from None
-        return cls._connect(path)
+        lock = _WriterLock(path)
+        try:
+            if (path / DATABASE).exists():
+                return cls._connect_existing(path, lock)
+            return cls._connect_new(path, lock)
+        except BaseException:
+            lock.release()
+            raise
 
     @classmethod
-    def open(cls, run_dir: str | Path) -> RunStore:
+    def open(cls, run_dir: str | Path, *, write: bool = False) -> RunStore:
+        """An existing store. Read-only unless ``write``: then the writer lock is taken.
+
+        A read-only open never creates or changes anything, not even the schema, and
+        falls back to SQLite's ``immutable`` mode where the directory is not writable.
+        """
         path = Path(run_dir)
-        if not (path / DATABASE).is_file():
+        db = path / DATABASE
+        if not db.is_file():
             raise StoreError(f"{path} is not a run directory (no {DATABASE})")
-        return cls._connect(path)
+        try:
+            size = db.stat().st_size
+        except OSError as exc:
+            raise StoreError(f"cannot read {db}: {exc.strerror}") from None
+        if size == 0:
+            raise StoreError(f"{db} is empty (0 bytes): not a run store; nothing to read or resume")
+        if not write:
+            return cls._connect_read_only(path)
+        lock = _WriterLock(path)
+        try:
+            return cls._connect_existing(path, lock)
+        except BaseException:
+            lock.release()
+            raise
 
     @classmethod
-    def _connect(cls, path: Path) -> RunStore:
+    def _connect_new(cls, path: Path, lock: _WriterLock) -> RunStore:
         try:
             conn = sqlite3.connect(path / DATABASE, isolation_level=None, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -163,11 +294,62 @@ class RunStore:
             if _is_disk_full(exc):
                 raise StoreFullError(f"disk full while opening {path}") from None
             raise StoreError(f"cannot open store in {path}: {exc}") from None
-        return cls(path, conn)
+        return cls(path, conn, lock=lock)
+
+    @classmethod
+    def _connect_existing(cls, path: Path, lock: _WriterLock) -> RunStore:
+        """Open to write a store that exists: it must be ours and intact before anything."""
+        try:
+            conn = sqlite3.connect(path / DATABASE, isolation_level=None, timeout=30)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store in {path}: {exc}") from None
+        try:
+            _check_store(conn, path)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(SCHEMA)  # tables added by later versions (all IF NOT EXISTS)
+        except StoreError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _db_error(path, exc) from None
+        return cls(path, conn, lock=lock)
+
+    @classmethod
+    def _connect_read_only(cls, path: Path) -> RunStore:
+        uri = "file:" + urllib.parse.quote(str((path / DATABASE).absolute()))
+        conn: sqlite3.Connection | None = None
+        last: sqlite3.Error | None = None
+        # A read-only directory cannot hold WAL's shared-memory file: SQLite then reads the
+        # file as immutable (nothing can be writing to it, since nothing can write there).
+        for suffix in ("?mode=ro", "?mode=ro&immutable=1"):
+            try:
+                conn = sqlite3.connect(uri + suffix, uri=True, isolation_level=None, timeout=30)
+                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+                break
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                conn, last = None, exc
+                if not _is_open_failure(exc):
+                    break
+        if conn is None:
+            assert last is not None
+            raise _db_error(path, last) from None
+        try:
+            _check_store(conn, path)
+        except StoreError:
+            conn.close()
+            raise
+        return cls(path, conn, read_only=True)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> RunStore:
         return self
@@ -177,6 +359,8 @@ class RunStore:
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise StoreError(f"the store in {self.run_dir} was opened read-only")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -207,14 +391,18 @@ class RunStore:
         try:
             fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".manifest-")
             os.fchmod(fd, 0o644)  # mkstemp makes it private; the run directory is not
+            # allow_nan=False: Infinity/NaN are not JSON; ASCII: surrogates stay escapes.
+            text = json.dumps(manifest, indent=2, sort_keys=True, default=str, allow_nan=False)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
+                fh.write(scrub_secrets(text))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             with contextlib.suppress(OSError, UnboundLocalError):
                 os.unlink(tmp)
+            if isinstance(exc, ValueError):
+                raise StoreError(f"cannot write {target}: {exc}") from None
             if _is_disk_full(exc):
                 raise StoreFullError(f"disk full writing {target}") from None
             raise StoreError(f"cannot write {target}: {exc.strerror}") from None
@@ -222,8 +410,10 @@ class RunStore:
     def manifest(self) -> dict[str, Any]:
         try:
             data: dict[str, Any] = json.loads((self.run_dir / MANIFEST).read_text("utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read {self.run_dir / MANIFEST}: {exc}") from None
+        if not isinstance(data, dict):
+            raise StoreError(f"{self.run_dir / MANIFEST} is not a JSON object")
         return data
 
     # ------------------------------------------------------------------ trials
@@ -242,18 +432,23 @@ class RunStore:
             )
         return self._count("trials") - before
 
-    def start_trial(self, trial_id: str) -> int:
-        """Open a fresh attempt of a trial; returns its attempt number."""
+    def start_trial(self, trial_id: str) -> int | None:
+        """Open a fresh attempt of a trial; returns its attempt number.
+
+        A finished trial is never reopened: that returns ``None`` and changes nothing.
+        """
         with self._transaction() as c:
             c.execute(
                 "UPDATE trials SET attempt = attempt + 1, status = 'running', outcome = NULL,"
-                " highest_level = NULL WHERE trial_id = ?",
+                " highest_level = NULL WHERE trial_id = ? AND status != 'done'",
                 (trial_id,),
             )
-            row = c.execute("SELECT attempt FROM trials WHERE trial_id = ?", (trial_id,)).fetchone()
+            row = c.execute(
+                "SELECT attempt, status FROM trials WHERE trial_id = ?", (trial_id,)
+            ).fetchone()
         if row is None:
             raise StoreError(f"unknown trial {trial_id!r}")
-        return int(row[0])
+        return None if row[1] == "done" else int(row[0])
 
     def append(
         self,
@@ -298,7 +493,7 @@ class RunStore:
             sql += " WHERE status = ?"
             args = (status,)
         sql += " ORDER BY model, condition, trial_index"
-        return [TrialRow(*row) for row in self._conn.execute(sql, args)]
+        return [TrialRow(*row) for row in self._rows(sql, args)]
 
     def events(self, trial_id: str | None = None, *, final_only: bool = True) -> Iterator[EventRow]:
         """Events in order. ``final_only`` keeps only the counted attempt of finished trials."""
@@ -314,14 +509,36 @@ class RunStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY e.trial_id, e.attempt, e.seq"
-        for tid, attempt, seq, kind, payload, meta in self._conn.execute(sql, args):
+        for tid, attempt, seq, kind, payload, meta in self._rows(sql, args):
             yield EventRow(
-                tid, attempt, seq, kind, json.loads(payload), json.loads(meta) if meta else None
+                tid,
+                attempt,
+                seq,
+                kind,
+                self._loads(payload, "events"),
+                self._loads(meta, "events") if meta else None,
             )
 
+    def _rows(self, sql: str, args: Iterable[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Rows of a query; a damaged file mid-read is a one-line StoreError."""
+        try:
+            cursor = self._conn.execute(sql, tuple(args))
+            while batch := cursor.fetchmany(512):
+                yield from batch
+        except sqlite3.Error as exc:
+            raise _db_error(self.run_dir, exc) from None
+
+    def _loads(self, text: str, table: str) -> Any:
+        """A stored JSON cell; one that does not parse means the file was damaged."""
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(
+                f"{self.run_dir / DATABASE} is damaged: a row of {table!r} is not JSON ({exc})"
+            ) from None
+
     def _count(self, table: str) -> int:
-        row = self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
-        return int(row[0])
+        return int(next(self._rows(f"SELECT COUNT(*) FROM {table}"))[0])
 
     def count_events(self) -> int:
         return self._count("events")
@@ -351,10 +568,10 @@ class RunStore:
                 "attempt": a,
                 "seq": s,
                 "classifier": c,
-                "labels": json.loads(lab),
-                "reasons": json.loads(rea) if rea else {},
+                "labels": self._loads(lab, "annotations"),
+                "reasons": self._loads(rea, "annotations") if rea else {},
             }
-            for t, a, s, c, lab, rea in self._conn.execute(sql, args)
+            for t, a, s, c, lab, rea in self._rows(sql, args)
         ]
 
     # ------------------------------------------------------------------ probes
@@ -368,10 +585,10 @@ class RunStore:
 
     def probe_rows(self) -> list[dict[str, Any]]:
         out = []
-        for m, cond, h, k, p in self._conn.execute(
+        for m, cond, h, k, p in self._rows(
             "SELECT model, condition, history, k, payload FROM probes ORDER BY id"
         ):
-            row = json.loads(p)
+            row = self._loads(p, "probes")
             row.update({"model": m, "condition": cond, "history": h, "k": k})
             out.append(row)
         return out
