@@ -25,6 +25,7 @@ from obedience.analysis.classifiers import (
     Verdict,
     classify_many,
     evaluate,
+    load_census_set,
     load_eval_set,
     parse_judge_output,
     read_eval_text,
@@ -33,7 +34,6 @@ from obedience.analysis.classifiers import (
 from obedience.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTS_COPY = ROOT / "tests" / "data" / "classifier_eval.jsonl"
 PACKAGED_COPY = ROOT / "src/obedience/analysis/classifiers/data/classifier_eval.jsonl"
 
 RULES = RuleClassifier()
@@ -378,16 +378,22 @@ def test_evaluate_counts_and_scores() -> None:
 def test_evaluate_accepts_eval_examples() -> None:
     ex = EvalExample(id="x", text="REFUSE.", labels=_example("", True)["labels"])
     assert evaluate(RULES, [ex])["refusal-intent"]["tp"] == 1
-    with pytest.raises(ValueError):
-        evaluate(RULES, [{"text": "x", "labels": {"distress": True}}])
+    # A set may carry only some labels (the census set has two); only those are scored.
+    partial = evaluate(RULES, [{"text": "x", "labels": {"distress": True}}])
+    assert set(partial) == {"distress"}
+    with pytest.raises(ValueError, match="no labels"):
+        evaluate(RULES, [{"text": "x", "labels": {}}])
+    with pytest.raises(ValueError, match="unknown labels"):
+        evaluate(RULES, [{"text": "x", "labels": {"distres": True}}])
 
 
 # ---------------------------------------------------------------- the evaluation set
 
 
-def test_eval_set_copies_are_identical_and_packaged() -> None:
-    assert TESTS_COPY.read_bytes() == PACKAGED_COPY.read_bytes()
+def test_eval_set_has_one_copy_and_it_is_packaged() -> None:
     assert read_eval_text() == PACKAGED_COPY.read_text(encoding="utf-8")
+    copies = sorted(p.relative_to(ROOT) for p in ROOT.glob("[st][re]*/**/classifier_eval.jsonl"))
+    assert copies == [PACKAGED_COPY.relative_to(ROOT)]
 
 
 def test_eval_set_is_declared_as_package_data() -> None:
@@ -642,6 +648,7 @@ def test_cli_classify_to_stdout_keeps_input_fields(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in rows] == [1, 2, 3, 4]
     assert rows[0]["labels"]["distress"] is True and rows[0]["reasons"]["distress"]
+    assert {r["classifier"] for r in rows} == {"linear-v1+rules-v2"}
     assert rows[1]["labels"]["refusal-intent"] is True
     assert rows[1]["context"] == "Experimenter: press 9."
     assert rows[2]["labels"]["refusal-intent"] is True
@@ -690,30 +697,53 @@ def test_cli_needs_input_or_evaluate(tmp_path: Path) -> None:
     assert "no such file" in missing
 
 
-def test_cli_evaluate_table() -> None:
+def test_cli_evaluate_reports_real_text_figures_per_fold() -> None:
+    """No argument: the packaged real census set, the trained model cross-fitted."""
     result = runner.invoke(app, ["classify", "--evaluate"])
     assert result.exit_code == 0, result.output
-    for needle in (*LABELS, "precision", "recall", "F1", "heldout", "all"):
-        assert needle in result.stdout
+    for needle in ("refusal-intent", "distress", "κ", "fold 0", "fold 4", "worst misses",
+                   "Aksu", "CC BY 4.0", "cross-fitting"):  # fmt: skip
+        assert needle in result.stdout, needle
 
 
 def test_cli_evaluate_json_matches_the_library() -> None:
-    result = runner.invoke(app, ["classify", "--evaluate", "--json"])
+    from obedience.analysis.classifiers import measure
+
+    result = runner.invoke(app, ["classify", "--evaluate", "--json", "--classifier", "rules"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["classifier"] == RULES.name
-    assert {"all", "heldout"} <= set(data["scores"])
-    assert data["items"]["all"] == len(load_eval_set())
-    expected = evaluate(RULES, load_eval_set("heldout"))
-    assert data["scores"]["heldout"] == json.loads(json.dumps(expected))
+    census = load_census_set()
+    expected = measure(RULES, census, source="x").to_dict()
+    assert data["labels"] == json.loads(json.dumps(expected["labels"]))
+    assert set(data["labels"]) == {"refusal-intent", "distress"}
+    assert data["labels"]["distress"]["items"] == 320
+    assert len(data["worst_misses"]) == 10
+
+
+def test_cli_evaluate_synthetic_set_scores_all_five_labels() -> None:
+    result = runner.invoke(app, ["classify", "--evaluate", "--synthetic", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data["labels"]) == set(LABELS)
+    assert data["labels"]["coherence"]["items"] == len(load_eval_set())
+    # the hand-written set is in the model's training corpus: scored by cross-fitting
+    assert "cross-fitting" in data["protocol"]
 
 
 def test_cli_evaluate_on_a_given_labelled_file(tmp_path: Path) -> None:
     src = _write_jsonl(
-        tmp_path / "gold.jsonl", [_example("REFUSE.", True), _example("PRESSED", False)]
+        tmp_path / "gold.jsonl",
+        [
+            _example("REFUSE. Not one more, Dr. Quill.", True),
+            _example("PRESSED. Next word.", False),
+        ],
     )
     result = runner.invoke(app, ["classify", "--evaluate", "--json", str(src)])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["scores"]["all"]["refusal-intent"]["f1"] == 1.0
+    data = json.loads(result.stdout)
+    assert data["labels"]["refusal-intent"]["f1"] == 1.0
+    assert data["labels"]["refusal-intent"]["confusion"] == {"tp": 1, "fp": 0, "fn": 0, "tn": 1}
+    assert "as shipped" in data["protocol"]  # unseen replies: no refit
     bad = _write_jsonl(tmp_path / "bad.jsonl", ['{"text": "x"}'])
     assert "labels" in _one_line_error(runner.invoke(app, ["classify", "--evaluate", str(bad)]))
