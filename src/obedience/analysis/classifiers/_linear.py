@@ -27,7 +27,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from itertools import pairwise
@@ -105,6 +105,8 @@ class LinearModel:
     items: int
     training_texts: frozenset[str] = frozenset()
     """``text_hash`` of every training reply, to refuse in-sample evaluation."""
+    validation: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Held-out confusion counts per label on the real census set (cross-fitted)."""
 
     def score(self, feats: Mapping[str, float]) -> float:
         return self.bias + sum(self.weights.get(f, 0.0) * v for f, v in feats.items())
@@ -121,6 +123,7 @@ class LinearModel:
             "trained_on": self.trained_on,
             "items": self.items,
             "training_texts": sorted(self.training_texts),
+            "validation": {k: dict(v) for k, v in self.validation.items()},
             "bias": self.bias,
             "weights": {k: round(v, 6) for k, v in sorted(self.weights.items()) if v != 0.0},
         }
@@ -134,6 +137,10 @@ class LinearModel:
             trained_on=str(data["trained_on"]),
             items=int(data["items"]),
             training_texts=frozenset(str(h) for h in data.get("training_texts", [])),
+            validation={
+                str(k): {str(n): int(c) for n, c in v.items()}
+                for k, v in data.get("validation", {}).items()
+            },
         )
 
 
