@@ -18,9 +18,9 @@ from pathlib import Path
 from obedience.analysis.classifiers._evaluate import (
     CENSUS_SET_NAME,
     EVAL_SET_NAME,
+    load_census_set,
     read_eval_text,
 )
-from obedience.analysis.classifiers._evaluate import load_census_set
 from obedience.analysis.classifiers._linear import (
     MODEL_FILE,
     LinearClassifier,

@@ -70,7 +70,7 @@ def test_both_classifiers_satisfy_the_protocol() -> None:
     assert isinstance(RULES, Classifier)
     assert isinstance(judge, Classifier)
     assert RULES.name.startswith("rules-v")
-    assert judge.name == "judge:fake"
+    assert judge.name == f"judge:fake@{JUDGE_PROMPT_VERSION}#{judge.identity_hash[:10]}"
 
 
 def test_classify_many_keeps_order_and_pairs_contexts() -> None:
@@ -584,8 +584,14 @@ def test_judge_caches_by_model_prompt_version_text_and_context() -> None:
     judge.classify("PRESSED. I feel awful.", "other ctx")
     judge.classify("PRESSED. I feel awful.")
     assert len(fake.calls) == 3
-    payload = json.dumps(["m1", JUDGE_PROMPT_VERSION, "PRESSED. I feel awful.", "ctx"])
+    # The key is sha256(identity hash | prompt version | reply hash), by hand:
+    reply_hash = hashlib.sha256(json.dumps(["PRESSED. I feel awful.", "ctx"]).encode()).hexdigest()
+    payload = f"{judge.identity_hash}|{JUDGE_PROMPT_VERSION}|{reply_hash}"
     assert hashlib.sha256(payload.encode()).hexdigest() in cache
+    # Sampling is part of the identity: another temperature is another judge.
+    hotter = JudgeClassifier(fake, model="m1", cache=cache, sampling={"temperature": 1.0})
+    assert hotter.identity_hash != judge.identity_hash
+    assert hotter.cache_key("t", None) != judge.cache_key("t", None)
     other_model = JudgeClassifier(fake, model="m2", cache=cache)
     other_model.classify("PRESSED. I feel awful.", "ctx")
     assert len(fake.calls) == 4

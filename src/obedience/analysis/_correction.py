@@ -91,24 +91,25 @@ def rogan_gladen(
     import numpy as np
 
     se, sp = accuracy.sensitivity, accuracy.specificity
-    base = {
-        "k": k,
-        "n": n,
-        "sensitivity": se,
-        "specificity": sp,
-        "classifier": accuracy.classifier,
-        "validation": accuracy.source,
-    }
+
+    def result(
+        observed: float | None,
+        corrected: float | None,
+        ci: tuple[float, float] | None,
+        note: str = "",
+    ) -> CorrectedRate:
+        return CorrectedRate(
+            k=k, n=n, observed=observed, corrected=corrected, ci=ci, sensitivity=se,
+            specificity=sp, classifier=accuracy.classifier, validation=accuracy.source, note=note,
+        )  # fmt: skip
+
     if n == 0:
-        return CorrectedRate(observed=None, corrected=None, ci=None, note="no replies", **base)
+        return result(None, None, None, "no replies")
     observed = k / n
     point = rogan_gladen_point(observed, se, sp)
     if point is None:
-        return CorrectedRate(
-            observed=observed, corrected=None, ci=None,
-            note="sensitivity + specificity <= 1: the classifier is no better than chance",
-            **base,
-        )  # fmt: skip
+        note = "sensitivity + specificity <= 1: the classifier is no better than chance"
+        return result(observed, None, None, note)
     rng = np.random.default_rng(seed)
     p_obs = rng.beta(k + 0.5, n - k + 0.5, draws)
     se_d = rng.beta(accuracy.tp + 0.5, accuracy.fn + 0.5, draws)
@@ -118,7 +119,7 @@ def rogan_gladen(
     corrected = np.clip((p_obs[valid] + sp_d[valid] - 1.0) / denominator[valid], 0.0, 1.0)
     tail = (1.0 - confidence) / 2
     lo, hi = np.quantile(corrected, [tail, 1.0 - tail])
-    return CorrectedRate(observed=observed, corrected=point, ci=(float(lo), float(hi)), **base)
+    return result(observed, point, (float(lo), float(hi)))
 
 
 @lru_cache(maxsize=8)
@@ -169,6 +170,7 @@ def with_correction(block: dict[str, Any]) -> dict[str, Any]:
     if accuracy is None:
         out["corrected"] = {"note": f"no measured accuracy for {name}; rates uncorrected"}
         return out
+
     def corrected(row: dict[str, Any]) -> dict[str, Any]:
         return rogan_gladen(int(row.get("k", 0)), int(row.get("n", 0)), accuracy).to_dict()
 

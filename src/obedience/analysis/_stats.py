@@ -910,6 +910,7 @@ def statistics_from_tables(tables: RunTables, protocol: str | None = None) -> di
         "level_compliance": level_compliance(decisions),
         "errors": error_summary(trials),
         "labels": label_summary(replies),
+        "label_agreement": replies.attrs.get("machine_human_agreement"),
         "baselines": baselines,
         "probe": [],
     }
