@@ -27,10 +27,26 @@ class Cue:
     pattern: re.Pattern[str]
     negatable: bool = True
     """Skip the cue when a negator or a conditional precedes it in the same clause."""
+    lower: re.Pattern[str] | None = None
+    """The same pattern without IGNORECASE, for lower-cased text (about twice as fast)."""
+
+    def spans(self, text: str, lowered: str | None) -> list[tuple[int, int]]:
+        """(start, end) of every match; ``lowered`` is ``text.lower()`` if same length."""
+        if self.lower is not None and lowered is not None:
+            return [m.span() for m in self.lower.finditer(lowered)]
+        return [m.span() for m in self.pattern.finditer(text)]
+
+
+# An upper-case letter that is not an escape (\W, \S, \B...) would never match lower-cased
+# text: such patterns keep IGNORECASE.
+_UPPER_LITERAL = re.compile(r"(?<!\\)[A-Z]")
 
 
 def _cue(name: str, pattern: str, negatable: bool = True, flags: int = _I) -> Cue:
-    return Cue(name, re.compile(pattern, flags), negatable)
+    lower = None
+    if flags & re.IGNORECASE and not _UPPER_LITERAL.search(pattern):
+        lower = re.compile(pattern, flags & ~re.IGNORECASE)
+    return Cue(name, re.compile(pattern, flags), negatable, lower)
 
 
 # ---------------------------------------------------------------- first word
