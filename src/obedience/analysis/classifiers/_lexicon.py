@@ -681,6 +681,16 @@ OTHER_PERSON: Final = re.compile(
 )
 # Never the teacher's own unease in a refusal, whoever they are said of.
 ALWAYS_POLICY: Final = re.compile(r"^(?:ethic\w*|disagree\w*|consent|respect\s+that)", _I)
+# Words that may stand between a person and a feeling reported as theirs.
+REPORT_GAP: Final = re.compile(
+    r"(?:'s|’s|s'|')?(?:\s+|\s*(?:is|are|was|were|seems?|appears?|has|have|been|keeps?|now|"
+    r"clearly|visibly|obviously|still|expressing|experiencing|showing|displaying|voicing|"
+    r"reporting|expressed|voiced|shown|in|of|increased|increasing|continued|continuing|growing|"
+    r"visible|obvious|evident|apparent|cries|signs|sounds|and|severe|significant|considerable|"
+    r"extreme|great|serious|deep|the|a|an|any|some|with|further|more|repeated|concerns?|"
+    r"discomfort|distress|pain|objections?|protests?|fear|anxiety|worry|worries)\b)*\s*",
+    _I,
+)
 SELF_PERSON: Final = re.compile(r"\b(?:i|i'm|i've|i'd|i'll|my|me|myself|we|our|us)\b", _I)
 
 # ---------------------------------------------------------------- frame-break
