@@ -284,8 +284,8 @@ class LinearClassifier:
 
     def classify(self, text: str, context: str | None = None) -> Verdict:
         verdict = self.rules.classify(text, context)
-        if not verdict.labels["coherence"] and not text.strip():
-            return verdict
+        if not verdict.labels["coherence"]:
+            return verdict  # like the rules, infer nothing from empty or garbage output
         feats = features(text, verdict)
         p = self.model.probability(feats)
         labels = dict(verdict.labels)
