@@ -188,3 +188,20 @@ def test_bad_human_labels_are_one_line_errors_and_store_nothing(
         assert reply_items(store.events(final_only=False))  # the run itself is intact
     finally:
         store.close()
+
+
+def test_reading_labels_never_writes(run_dir: Path) -> None:
+    """stats on a run never labelled by this version (no label tables) reads, never writes."""
+    import sqlite3
+
+    db = run_dir / "events.sqlite"
+    before = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
+    assert "label_rows" not in before
+    store = RunStore.open(run_dir)
+    try:
+        assert label_sets(store) == []
+        build_tables(store)
+    finally:
+        store.close()
+    after = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
+    assert after == before

@@ -80,6 +80,14 @@ def _ensure(store: RunStore) -> None:
                 c.execute(statement)
 
 
+def _exists(store: RunStore) -> bool:
+    # Reading never writes: a read-only run directory (or an older run) has no tables yet.
+    row = store._conn.execute(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'label_rows'"
+    ).fetchone()
+    return bool(row[0])
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -131,7 +139,8 @@ def add_label_set(
 
 def label_sets(store: RunStore, classifier: str | None = None) -> list[LabelSet]:
     """Every label set, oldest first (optionally of one classifier)."""
-    _ensure(store)
+    if not _exists(store):
+        return []
     sql = "SELECT set_id, classifier, kind, version, identity, created FROM label_sets"
     args: tuple[Any, ...] = ()
     if classifier is not None:
@@ -144,7 +153,8 @@ def label_sets(store: RunStore, classifier: str | None = None) -> list[LabelSet]
 
 
 def label_rows(store: RunStore, set_id: int) -> list[dict[str, Any]]:
-    _ensure(store)
+    if not _exists(store):
+        return []
     return [
         {
             "trial_id": t,
