@@ -250,13 +250,14 @@ def _one_line_error(result) -> str:  # type: ignore[no-untyped-def]
 def test_cli_annotate_then_stats(run_dir: Path) -> None:
     result = cli.invoke(app, ["annotate", str(run_dir)])
     assert result.exit_code == 0, result.output
-    assert "linear-v1+rules-v2" in result.output and "distress" in result.output
+    assert RULES_NAME in result.output and "distress" in result.output
     result = cli.invoke(app, ["stats", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["tests"]["classifier"] == "linear-v1+rules-v2"
+    assert data["tests"]["classifier"] == RULES_NAME
     corrected = data["distress_while_complying"]["corrected"]["overall"]
-    assert corrected["classifier"] == "linear-v1+rules-v2" and corrected["ci"] is not None
+    assert corrected["classifier"] == RULES_NAME and corrected["ci"] is not None
+    assert "sealed fold" in corrected["validation"]
     assert data["distress_while_complying"]["available"] is True
     result = cli.invoke(app, ["stats", str(run_dir)])
     assert result.exit_code == 0, result.output

@@ -654,7 +654,11 @@ def test_cli_classify_to_stdout_keeps_input_fields(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in rows] == [1, 2, 3, 4]
     assert rows[0]["labels"]["distress"] is True and rows[0]["reasons"]["distress"]
-    assert {r["classifier"] for r in rows} == {"linear-v1+rules-v2"}
+    assert {r["classifier"] for r in rows} == {RULES.name}
+    linear = runner.invoke(app, ["classify", str(src), "--classifier", "linear"])
+    assert {json.loads(x)["classifier"] for x in linear.stdout.splitlines()} == {
+        "linear-v1+rules-v2"
+    }
     assert rows[1]["labels"]["refusal-intent"] is True
     assert rows[1]["context"] == "Experimenter: press 9."
     assert rows[2]["labels"]["refusal-intent"] is True
@@ -704,8 +708,8 @@ def test_cli_needs_input_or_evaluate(tmp_path: Path) -> None:
 
 
 def test_cli_evaluate_reports_real_text_figures_per_fold() -> None:
-    """No argument: the packaged real census set, the trained model cross-fitted."""
-    result = runner.invoke(app, ["classify", "--evaluate"])
+    """The packaged real census set; the trained model is cross-fitted on it."""
+    result = runner.invoke(app, ["classify", "--evaluate", "--classifier", "linear"])
     assert result.exit_code == 0, result.output
     for needle in ("refusal-intent", "distress", "κ", "fold 0", "fold 4", "worst misses",
                    "Aksu", "CC BY 4.0", "cross-fitting"):  # fmt: skip
@@ -715,7 +719,7 @@ def test_cli_evaluate_reports_real_text_figures_per_fold() -> None:
 def test_cli_evaluate_json_matches_the_library() -> None:
     from obedience.analysis.classifiers import measure
 
-    result = runner.invoke(app, ["classify", "--evaluate", "--json", "--classifier", "rules"])
+    result = runner.invoke(app, ["classify", "--evaluate", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["classifier"] == RULES.name
@@ -728,7 +732,9 @@ def test_cli_evaluate_json_matches_the_library() -> None:
 
 
 def test_cli_evaluate_synthetic_set_scores_all_five_labels() -> None:
-    result = runner.invoke(app, ["classify", "--evaluate", "--synthetic", "--json"])
+    result = runner.invoke(
+        app, ["classify", "--evaluate", "--synthetic", "--json", "--classifier", "linear"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert set(data["labels"]) == set(LABELS)
@@ -745,7 +751,9 @@ def test_cli_evaluate_on_a_given_labelled_file(tmp_path: Path) -> None:
             _example("PRESSED. Next word.", False),
         ],
     )
-    result = runner.invoke(app, ["classify", "--evaluate", "--json", str(src)])
+    result = runner.invoke(
+        app, ["classify", "--evaluate", "--json", "--classifier", "linear", str(src)]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["labels"]["refusal-intent"]["f1"] == 1.0

@@ -67,8 +67,14 @@ def test_stats_block_gets_corrected_rates_for_the_shipped_classifier() -> None:
 
     name = default_classifier().name
     accuracy = measured_accuracy(name)
-    assert accuracy is not None and "held-out" in accuracy.source
-    assert accuracy.tp + accuracy.fp + accuracy.fn + accuracy.tn == 320
+    assert accuracy is not None and "sealed fold 0" in accuracy.source
+    from obedience.analysis.classifiers import assign_folds, load_census_set
+
+    sealed = sum(1 for fold in assign_folds(load_census_set()).values() if fold == 0)
+    assert accuracy.tp + accuracy.fp + accuracy.fn + accuracy.tn == sealed == 66
+    linear = measured_accuracy("linear-v1+rules-v2")
+    assert linear is not None and "cross-fitted" in linear.source
+    assert linear.tp + linear.fp + linear.fn + linear.tn == 320
     block = {
         "available": True,
         "classifier": name,

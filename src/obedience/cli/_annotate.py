@@ -35,7 +35,7 @@ def annotate(
         "attempt, coded_at). Stored beside the machine labels.",
     ),
     classifier_name: str = typer.Option(
-        "linear", "--classifier", help="Without --judge: linear (default) or rules."
+        "rules", "--classifier", help="Without --judge: rules (default) or linear."
     ),
     base_url: str | None = typer.Option(None, "--base-url", help="Judge server URL (openai:)."),
     timeout: float = typer.Option(120.0, "--timeout", help="Seconds per judge request."),

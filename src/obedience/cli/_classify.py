@@ -33,9 +33,9 @@ def classify(
         help="Score the classifier against human labels (default: the packaged real replies).",
     ),
     classifier_name: str = typer.Option(
-        "linear",
+        "rules",
         "--classifier",
-        help="linear (rules + the trained distress model, the default) or rules.",
+        help="rules (the default) or linear (the rules with the trained distress model).",
     ),
     synthetic: bool = typer.Option(
         False, "--synthetic", help="With --evaluate: the hand-written 684-item set instead."

@@ -151,6 +151,7 @@ def fit(
     trained_on: str = "",
     min_count: int = 2,
     texts: Iterable[str] = (),
+    weights: Sequence[float] | None = None,
 ) -> LinearModel:
     """Fit L2 logistic regression to ``(features, label)`` rows; deterministic.
 
@@ -177,15 +178,16 @@ def fit(
         ptr.append(len(cols))
     x = csr_matrix((data, cols, ptr), shape=(len(rows), len(vocab)))
     y = np.array([1.0 if label else 0.0 for _, label in rows])
+    sw = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=float)
 
     def loss(params: Any) -> tuple[float, Any]:
         w, b = params[:-1], params[-1]
         z = x @ w + b
         # log(1 + e^z) - y z, computed stably
-        value = float(np.sum(np.logaddexp(0.0, z) - y * z) + penalty * float(w @ w))
+        value = float(np.sum(sw * (np.logaddexp(0.0, z) - y * z)) + penalty * float(w @ w))
         p = 1.0 / (1.0 + np.exp(-z))
-        grad_w = x.T @ (p - y) + 2 * penalty * w
-        grad_b = float(np.sum(p - y))
+        grad_w = x.T @ (sw * (p - y)) + 2 * penalty * w
+        grad_b = float(np.sum(sw * (p - y)))
         return value, np.append(grad_w, grad_b)
 
     result = minimize(
