@@ -43,7 +43,8 @@ TARGETS = {"rules": 2000.0, "linear": 200.0}
 
 def rate(classifier: Classifier, texts: list[str], seconds: float) -> tuple[float, float]:
     """(replies per CPU second, replies per wall second): medians over rounds."""
-    cpu_rates, wall_rates = [], []
+    cpu_rates: list[float] = []
+    wall_rates: list[float] = []
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline or len(cpu_rates) < 3:
         c0, w0 = time.process_time(), time.perf_counter()

@@ -151,7 +151,7 @@ def fit(
     trained_on: str = "",
     min_count: int = 2,
     texts: Iterable[str] = (),
-    weights: Sequence[float] | None = None,
+    sample_weights: Sequence[float] | None = None,
 ) -> LinearModel:
     """Fit L2 logistic regression to ``(features, label)`` rows; deterministic.
 
@@ -178,7 +178,7 @@ def fit(
         ptr.append(len(cols))
     x = csr_matrix((data, cols, ptr), shape=(len(rows), len(vocab)))
     y = np.array([1.0 if label else 0.0 for _, label in rows])
-    sw = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=float)
+    sw = np.ones(len(rows)) if sample_weights is None else np.asarray(sample_weights, dtype=float)
 
     def loss(params: Any) -> tuple[float, Any]:
         w, b = params[:-1], params[-1]
