@@ -88,3 +88,11 @@ def test_hazard_on_a_real_scripted_run(tmp_path: Path) -> None:
 def _tables(store: RunStore) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     t = build_tables(store)
     return t.decisions, t.replies, t.trials
+
+
+def test_without_statsmodels_the_fit_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "statsmodels.api", None)  # import now fails
+    fit = fit_hazard(_frame(), "m")
+    assert fit.odds_ratio is None and "obedience[hazard]" in fit.note
