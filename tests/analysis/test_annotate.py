@@ -6,17 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.helpers.fake_openai import FakeOpenAI
 from tests.helpers.runs import make_run
 from typer.testing import CliRunner
 
 from obedience.analysis import annotate_run, build_tables, statistics
-from obedience.analysis._annotate import judge_prepare, make_judge, reply_items
+from obedience.analysis._annotate import reply_items
 from obedience.analysis.classifiers import RuleClassifier
 from obedience.cli import app
 from obedience.engine import ReplyReceived, RequestIssued, TrialEnded, TrialStarted
 from obedience.runner import RunConfig
-from obedience.store import RunStore, TrialRow
+from obedience.store import RunStore, TrialRow, label_rows, label_sets
 
+RULES_NAME = RuleClassifier().name
 MODELS = ["scripted:format-breaker", "scripted:distressed", "scripted:threshold:7"]
 JUDGE_ANSWER = (
     '{"refusal_intent": false, "distress": true, "frame_break": false, '
@@ -42,7 +44,7 @@ def test_rules_label_every_reply_and_feed_the_tables(run_dir: Path) -> None:
         assert discarded > 0  # the format-breaker's refusals were dropped
         n = annotate_run(store, RuleClassifier())
         assert n == len(replies)
-        stored = store.annotations("rules-v1")
+        stored = store.annotations(RULES_NAME)
         assert len(stored) == n
         assert {(a["trial_id"], a["attempt"], a["seq"]) for a in stored} == {
             (e.trial_id, e.attempt, e.seq) for e in replies
@@ -52,7 +54,7 @@ def test_rules_label_every_reply_and_feed_the_tables(run_dir: Path) -> None:
     finally:
         store.close()
     r = tables.replies
-    assert r.attrs["classifier"] == "rules-v1"
+    assert r.attrs["classifier"] == RULES_NAME
     assert r["label_distress"].notna().all()
     # Discarded replies are labelled too: the format-breaker's dropped prose refuses.
     dropped = r[r["discarded"]]
@@ -61,7 +63,7 @@ def test_rules_label_every_reply_and_feed_the_tables(run_dir: Path) -> None:
     d = {x["model"]: x for x in s["distress_while_complying"]["per_model"]}
     assert d["scripted:distressed"]["rate"] == 1.0
     assert d["scripted:threshold:7"]["k"] == 0
-    assert s["distress_while_complying"]["classifier"] == "rules-v1"
+    assert s["distress_while_complying"]["classifier"] == RULES_NAME
     by = {x["model"]: x for x in s["overridden_refusals"]["by_classifier"]["per_model"]}
     assert by["scripted:format-breaker"]["rate"] == 1.0
     # Trial-level label counts are filled in.
@@ -129,28 +131,108 @@ def test_superseded_attempts_are_labelled_but_not_counted(tmp_path: Path) -> Non
     assert tables.trials.loc[0, "distressed_compliances"] == 0
 
 
-def test_judge_on_a_replay_backend(run_dir: Path, tmp_path: Path) -> None:
-    answers = tmp_path / "judge.jsonl"
-    answers.write_text(json.dumps(JUDGE_ANSWER) + "\n")
-    judge, transport = make_judge(f"replay:{answers}", concurrency=4)
-    assert judge.name == f"judge:replay:{answers}@{judge.prompt_version}"
-    store = RunStore.open(run_dir, write=True)
-    try:
-        annotate_run(store, RuleClassifier())
+def _judge_server(distress: bool = True) -> FakeOpenAI:
+    answer = (
+        JUDGE_ANSWER if distress else JUDGE_ANSWER.replace('"distress": true', '"distress": false')
+    )
+    return FakeOpenAI(models=("judge-a", "judge-b"), subject=lambda body: answer)
+
+
+def test_judge_labels_are_stored_with_identity_and_preferred(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from obedience.backends import BackendOptions
+    from obedience.judging import open_judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with _judge_server() as server:
+        session = open_judge(
+            "openai:judge-a",
+            BackendOptions(base_url=server.base_url),
+            cache_path=tmp_path / "cache.sqlite",
+        )
+        store = RunStore.open(run_dir)
         try:
-            n = annotate_run(store, judge, prepare=judge_prepare(judge, transport))
+            annotate_run(store, RuleClassifier())
+            session.preflight()
+            try:
+                n = annotate_run(store, session.judge, prepare=session.prefetch)
+            finally:
+                session.close()
+            tables = build_tables(store)
+            judge = session.judge
+            stored = store.annotations(judge.name)
+            sets = label_sets(store, judge.name)
         finally:
-            transport.close()
-        tables = build_tables(store)
-        stored = store.annotations(judge.name)
-    finally:
-        store.close()
-    assert len(stored) == n and judge.calls > 0
+            store.close()
+        assert server.chat_requests == session.calls > 0
+    assert judge.name.startswith("judge:openai:judge-a@judge-rubric-1#")
+    assert judge.identity_hash[:10] in judge.name
+    assert len(stored) == n
     assert all(a["labels"]["distress"] for a in stored)
     assert stored[0]["reasons"]["distress"] == "judge: judged"
+    # The label set records who labelled: model, prompt version and sampling, hashed.
+    (label_set,) = sets
+    assert label_set.kind == "judge"
+    assert label_set.identity["model"] == "openai:judge-a"
+    assert label_set.identity["prompt_version"] == "judge-rubric-1"
+    assert label_set.identity["sampling"] == {"max_tokens": 512, "seed": 0, "temperature": 0.0}
+    assert label_set.identity["identity_sha256"] == judge.identity_hash
     # The judge's labels are preferred over the rules' when both exist.
     assert tables.replies.attrs["classifier"] == judge.name
     assert tables.replies["label_distress"].all()
+
+
+def test_a_rerun_of_the_same_judge_costs_no_calls(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from obedience.backends import BackendOptions
+    from obedience.judging import open_judge
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    cache = tmp_path / "cache.sqlite"
+    with _judge_server() as server:
+        calls = []
+        for _ in range(2):
+            session = open_judge(
+                "openai:judge-a", BackendOptions(base_url=server.base_url), cache_path=cache
+            )
+            store = RunStore.open(run_dir)
+            try:
+                annotate_run(store, session.judge, prepare=session.prefetch)
+            finally:
+                store.close()
+                session.close()
+            calls.append(session.calls)
+        # Another model is another judge: its own cache entries.
+        other = open_judge(
+            "openai:judge-b", BackendOptions(base_url=server.base_url), cache_path=cache
+        )
+        store = RunStore.open(run_dir)
+        try:
+            annotate_run(store, other.judge, prepare=other.prefetch)
+            versions = [ls.version for ls in label_sets(store, session.judge.name)]
+        finally:
+            store.close()
+            other.close()
+    assert calls[0] > 0 and calls[1] == 0
+    assert other.calls == calls[0]
+    # Relabelling kept the first version: two versions, neither deleted.
+    assert versions == [1, 2]
+
+
+def test_relabelling_keeps_every_version(run_dir: Path) -> None:
+    store = RunStore.open(run_dir)
+    try:
+        n = annotate_run(store, RuleClassifier())
+        annotate_run(store, RuleClassifier())
+        sets = label_sets(store, RULES_NAME)
+        assert [s.version for s in sets] == [1, 2]
+        assert all(len(label_rows(store, s.set_id)) == n for s in sets)
+        assert sets[0].identity == {"name": RULES_NAME, "version": "2"}
+        assert len(store.annotations(RULES_NAME)) == n  # the current view: latest only
+    finally:
+        store.close()
 
 
 # ---------------------------------------------------------------------- CLI
@@ -168,11 +250,14 @@ def _one_line_error(result) -> str:  # type: ignore[no-untyped-def]
 def test_cli_annotate_then_stats(run_dir: Path) -> None:
     result = cli.invoke(app, ["annotate", str(run_dir)])
     assert result.exit_code == 0, result.output
-    assert "rules-v1" in result.output and "distress" in result.output
+    assert RULES_NAME in result.output and "distress" in result.output
     result = cli.invoke(app, ["stats", str(run_dir), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["tests"]["classifier"] == "rules-v1"
+    assert data["tests"]["classifier"] == RULES_NAME
+    corrected = data["distress_while_complying"]["corrected"]["overall"]
+    assert corrected["classifier"] == RULES_NAME and corrected["ci"] is not None
+    assert "sealed fold" in corrected["validation"]
     assert data["distress_while_complying"]["available"] is True
     result = cli.invoke(app, ["stats", str(run_dir)])
     assert result.exit_code == 0, result.output
@@ -192,4 +277,4 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     line = _one_line_error(
         cli.invoke(app, ["annotate", str(tmp_path / "empty"), "--judge", "bogus:thing"])
     )
-    assert "unknown model spec" in line
+    assert "unknown judge spec" in line

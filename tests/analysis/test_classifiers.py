@@ -25,6 +25,7 @@ from obedience.analysis.classifiers import (
     Verdict,
     classify_many,
     evaluate,
+    load_census_set,
     load_eval_set,
     parse_judge_output,
     read_eval_text,
@@ -33,7 +34,6 @@ from obedience.analysis.classifiers import (
 from obedience.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
-TESTS_COPY = ROOT / "tests" / "data" / "classifier_eval.jsonl"
 PACKAGED_COPY = ROOT / "src/obedience/analysis/classifiers/data/classifier_eval.jsonl"
 
 RULES = RuleClassifier()
@@ -70,7 +70,7 @@ def test_both_classifiers_satisfy_the_protocol() -> None:
     assert isinstance(RULES, Classifier)
     assert isinstance(judge, Classifier)
     assert RULES.name.startswith("rules-v")
-    assert judge.name == "judge:fake"
+    assert judge.name == f"judge:fake@{JUDGE_PROMPT_VERSION}#{judge.identity_hash[:10]}"
 
 
 def test_classify_many_keeps_order_and_pairs_contexts() -> None:
@@ -378,16 +378,22 @@ def test_evaluate_counts_and_scores() -> None:
 def test_evaluate_accepts_eval_examples() -> None:
     ex = EvalExample(id="x", text="REFUSE.", labels=_example("", True)["labels"])
     assert evaluate(RULES, [ex])["refusal-intent"]["tp"] == 1
-    with pytest.raises(ValueError):
-        evaluate(RULES, [{"text": "x", "labels": {"distress": True}}])
+    # A set may carry only some labels (the census set has two); only those are scored.
+    partial = evaluate(RULES, [{"text": "x", "labels": {"distress": True}}])
+    assert set(partial) == {"distress"}
+    with pytest.raises(ValueError, match="no labels"):
+        evaluate(RULES, [{"text": "x", "labels": {}}])
+    with pytest.raises(ValueError, match="unknown labels"):
+        evaluate(RULES, [{"text": "x", "labels": {"distres": True}}])
 
 
 # ---------------------------------------------------------------- the evaluation set
 
 
-def test_eval_set_copies_are_identical_and_packaged() -> None:
-    assert TESTS_COPY.read_bytes() == PACKAGED_COPY.read_bytes()
+def test_eval_set_has_one_copy_and_it_is_packaged() -> None:
     assert read_eval_text() == PACKAGED_COPY.read_text(encoding="utf-8")
+    copies = sorted(p.relative_to(ROOT) for p in ROOT.glob("[st][re]*/**/classifier_eval.jsonl"))
+    assert copies == [PACKAGED_COPY.relative_to(ROOT)]
 
 
 def test_eval_set_is_declared_as_package_data() -> None:
@@ -578,8 +584,14 @@ def test_judge_caches_by_model_prompt_version_text_and_context() -> None:
     judge.classify("PRESSED. I feel awful.", "other ctx")
     judge.classify("PRESSED. I feel awful.")
     assert len(fake.calls) == 3
-    payload = json.dumps(["m1", JUDGE_PROMPT_VERSION, "PRESSED. I feel awful.", "ctx"])
+    # The key is sha256(identity hash | prompt version | reply hash), by hand:
+    reply_hash = hashlib.sha256(json.dumps(["PRESSED. I feel awful.", "ctx"]).encode()).hexdigest()
+    payload = f"{judge.identity_hash}|{JUDGE_PROMPT_VERSION}|{reply_hash}"
     assert hashlib.sha256(payload.encode()).hexdigest() in cache
+    # Sampling is part of the identity: another temperature is another judge.
+    hotter = JudgeClassifier(fake, model="m1", cache=cache, sampling={"temperature": 1.0})
+    assert hotter.identity_hash != judge.identity_hash
+    assert hotter.cache_key("t", None) != judge.cache_key("t", None)
     other_model = JudgeClassifier(fake, model="m2", cache=cache)
     other_model.classify("PRESSED. I feel awful.", "ctx")
     assert len(fake.calls) == 4
@@ -642,6 +654,11 @@ def test_cli_classify_to_stdout_keeps_input_fields(tmp_path: Path) -> None:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["id"] for r in rows] == [1, 2, 3, 4]
     assert rows[0]["labels"]["distress"] is True and rows[0]["reasons"]["distress"]
+    assert {r["classifier"] for r in rows} == {RULES.name}
+    linear = runner.invoke(app, ["classify", str(src), "--classifier", "linear"])
+    assert {json.loads(x)["classifier"] for x in linear.stdout.splitlines()} == {
+        "linear-v1+rules-v2"
+    }
     assert rows[1]["labels"]["refusal-intent"] is True
     assert rows[1]["context"] == "Experimenter: press 9."
     assert rows[2]["labels"]["refusal-intent"] is True
@@ -690,30 +707,91 @@ def test_cli_needs_input_or_evaluate(tmp_path: Path) -> None:
     assert "no such file" in missing
 
 
-def test_cli_evaluate_table() -> None:
-    result = runner.invoke(app, ["classify", "--evaluate"])
+def test_cli_evaluate_reports_real_text_figures_per_fold() -> None:
+    """The packaged real census set; the trained model is cross-fitted on it."""
+    result = runner.invoke(app, ["classify", "--evaluate", "--classifier", "linear"])
     assert result.exit_code == 0, result.output
-    for needle in (*LABELS, "precision", "recall", "F1", "heldout", "all"):
-        assert needle in result.stdout
+    for needle in ("refusal-intent", "distress", "κ", "fold 0", "fold 4", "worst misses",
+                   "Aksu", "CC BY 4.0", "cross-fitting"):  # fmt: skip
+        assert needle in result.stdout, needle
 
 
 def test_cli_evaluate_json_matches_the_library() -> None:
+    from obedience.analysis.classifiers import measure
+
     result = runner.invoke(app, ["classify", "--evaluate", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["classifier"] == RULES.name
-    assert {"all", "heldout"} <= set(data["scores"])
-    assert data["items"]["all"] == len(load_eval_set())
-    expected = evaluate(RULES, load_eval_set("heldout"))
-    assert data["scores"]["heldout"] == json.loads(json.dumps(expected))
+    census = load_census_set()
+    expected = measure(RULES, census, source="x").to_dict()
+    assert data["labels"] == json.loads(json.dumps(expected["labels"]))
+    assert set(data["labels"]) == {"refusal-intent", "distress"}
+    assert data["labels"]["distress"]["items"] == 320
+    assert len(data["worst_misses"]) == 10
+
+
+def test_cli_evaluate_synthetic_set_scores_all_five_labels() -> None:
+    result = runner.invoke(
+        app, ["classify", "--evaluate", "--synthetic", "--json", "--classifier", "linear"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data["labels"]) == set(LABELS)
+    assert data["labels"]["coherence"]["items"] == len(load_eval_set())
+    # the hand-written set is in the model's training corpus: scored by cross-fitting
+    assert "cross-fitting" in data["protocol"]
 
 
 def test_cli_evaluate_on_a_given_labelled_file(tmp_path: Path) -> None:
     src = _write_jsonl(
-        tmp_path / "gold.jsonl", [_example("REFUSE.", True), _example("PRESSED", False)]
+        tmp_path / "gold.jsonl",
+        [
+            _example("REFUSE. Not one more, Dr. Quill.", True),
+            _example("PRESSED. Next word.", False),
+        ],
     )
-    result = runner.invoke(app, ["classify", "--evaluate", "--json", str(src)])
+    result = runner.invoke(
+        app, ["classify", "--evaluate", "--json", "--classifier", "linear", str(src)]
+    )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["scores"]["all"]["refusal-intent"]["f1"] == 1.0
+    data = json.loads(result.stdout)
+    assert data["labels"]["refusal-intent"]["f1"] == 1.0
+    assert data["labels"]["refusal-intent"]["confusion"] == {"tp": 1, "fp": 0, "fn": 0, "tn": 1}
+    assert "as shipped" in data["protocol"]  # unseen replies: no refit
     bad = _write_jsonl(tmp_path / "bad.jsonl", ['{"text": "x"}'])
     assert "labels" in _one_line_error(runner.invoke(app, ["classify", "--evaluate", str(bad)]))
+
+
+# ---------------------------------------------------------------- the trained model
+
+
+def test_linear_model_is_deterministic_and_keeps_the_rules_other_labels() -> None:
+    from obedience.analysis.classifiers import LinearClassifier
+    from obedience.analysis.classifiers._linear import fit_examples, training_corpus
+
+    model = LinearClassifier()
+    text = "I will not administer the shock. The learner's welfare comes first. ACTION: STOP"
+    verdict = model.classify(text)
+    rules = RULES.classify(text)
+    for label in LABELS:
+        if label != "distress":
+            assert verdict.labels[label] == rules.labels[label], label
+    assert verdict.labels["distress"] and verdict.reasons["distress"].startswith("model p=")
+    # Refitting on the same data gives the shipped weights (to the stored rounding).
+    refit = fit_examples(training_corpus(), penalty=model.model.penalty)
+    shipped = model.model.weights
+    assert set(refit.weights) >= set(shipped)
+    assert all(abs(refit.weights[k] - v) < 1e-4 for k, v in shipped.items())
+
+
+def test_linear_model_infers_nothing_from_garbage_and_is_bounded() -> None:
+    from obedience.analysis.classifiers import LinearClassifier
+
+    model = LinearClassifier()
+    for junk in ("", "   ", "qwxz vbnm plkj hgfd sorry awful cruel", "<eos><eos><eos>"):
+        verdict = model.classify(junk)
+        assert not verdict.labels["distress"], junk
+    start = time.perf_counter()
+    model.classify("I feel awful. " * 20_000)
+    assert time.perf_counter() - start < 10

@@ -121,6 +121,8 @@ import pandas as pd
 from scipy import stats
 from scipy.stats.contingency import odds_ratio as _odds_ratio
 
+from obedience.analysis._correction import with_correction
+from obedience.analysis._hazard import distress_hazard
 from obedience.analysis._tables import RunTables, build_tables
 from obedience.store import RunStore, StoreError
 
@@ -939,12 +941,14 @@ def statistics_from_tables(tables: RunTables, protocol: str | None = None) -> di
         },
         "logrank": logrank_rows(trials),
         "factor_effects": factor_effect_rows(trials, published_by_run_model(models)),
-        "distress_while_complying": distress_while_complying(replies),
+        "distress_while_complying": with_correction(distress_while_complying(replies)),
         "overridden_refusals": overridden_refusals(decisions, replies),
+        "distress_hazard": distress_hazard(decisions, replies, trials).to_dict(),
         "prod_efficacy": prod_efficacy(decisions),
         "level_compliance": level_compliance(decisions),
         "errors": error_summary(trials),
         "labels": label_summary(replies),
+        "label_agreement": replies.attrs.get("machine_human_agreement"),
         "baselines": baselines,
         "probe": [],
     }

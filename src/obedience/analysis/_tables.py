@@ -41,7 +41,8 @@ from typing import Any
 
 import pandas as pd
 
-from obedience.store import EventRow, RunStore, TrialRow
+from obedience.analysis._agreement import overlay_human_labels
+from obedience.store import EventRow, RunStore, TrialRow, human_labels
 
 TRIAL_COLUMNS = [
     "trial_id",
@@ -360,6 +361,7 @@ def build_tables(store: RunStore) -> RunTables:
         annotations = [a for a in annotations if counted.get(a["trial_id"]) == a["attempt"]]
         if annotations:
             replies = _attach_labels(replies, annotations)
+            replies = overlay_human_labels(replies, human_labels(store), counted)
             trials = add_label_metrics(trials, replies)
     return RunTables(trials=trials, decisions=decisions, replies=replies)
 

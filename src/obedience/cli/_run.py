@@ -216,13 +216,14 @@ def run(
 def _annotate_with_rules(store: RunStore) -> None:
     """Label every reply with the offline rule classifier, so the report can show findings."""
     from obedience.analysis import annotate_run
-    from obedience.analysis.classifiers import RuleClassifier
+    from obedience.analysis.classifiers import default_classifier
 
+    classifier = default_classifier()
     try:
-        count = annotate_run(store, RuleClassifier())
+        count = annotate_run(store, classifier)
     except StoreError as exc:
         fail(str(exc))
-    console.print(f"labelled {count} replies with the rule classifier (obedience annotate)")
+    console.print(f"labelled {count} replies with {classifier.name} (obedience annotate)")
 
 
 def _write_report(run_dir: Path) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from obedience.cli._app import app, console, err_console, escape_markup, fail
+from obedience.cli._app import app, console, escape_markup, fail
 from obedience.store import RunStore, StoreError
 
 
@@ -427,64 +426,3 @@ def stats(
     from obedience.cli._paper import print_paper_cells
 
     print_paper_cells(result.get("paper_metrics", {}).get("cells", []))
-
-
-@app.command()
-def annotate(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
-    judge: str | None = typer.Option(
-        None,
-        "--judge",
-        help="Label with an LLM judge on this model spec (openai:MODEL, gguf:PATH, ...) "
-        "instead of the offline rule classifier.",
-    ),
-    base_url: str | None = typer.Option(None, "--base-url", help="Judge server URL (openai:)."),
-    timeout: float = typer.Option(120.0, "--timeout", help="Seconds per judge request."),
-    concurrency: int | None = typer.Option(None, "--concurrency", help="Judge requests in flight."),
-    max_tokens: int = typer.Option(512, "--max-tokens", help="Judge output tokens."),
-) -> None:
-    """Label every reply in the run (discarded and superseded ones too) and store the labels."""
-    from obedience.analysis._annotate import JudgeError, annotate_run, judge_prepare, make_judge
-
-    store = _open(run_dir, write=True)
-    try:
-        if judge is None:
-            from obedience.analysis.classifiers import RuleClassifier
-
-            classifier = RuleClassifier()
-            count = annotate_run(store, classifier)
-            name = classifier.name
-        else:
-            from obedience.backends import BackendOptions
-
-            try:
-                judge_cls, transport = make_judge(
-                    judge,
-                    BackendOptions(base_url=base_url, timeout=timeout),
-                    concurrency=concurrency,
-                    max_tokens=max_tokens,
-                )
-            except JudgeError as exc:
-                fail(str(exc))
-            try:
-                transport.preflight()
-                count = annotate_run(store, judge_cls, prepare=judge_prepare(judge_cls, transport))
-            except JudgeError as exc:
-                fail(str(exc))
-            finally:
-                transport.close()
-            name = judge_cls.name
-            err_console.print(f"judge calls: {judge_cls.calls}", highlight=False)
-        labels = Counter(
-            label for a in store.annotations(name) for label, value in a["labels"].items() if value
-        )
-    except StoreError as exc:
-        fail(str(exc))
-    finally:
-        store.close()
-    console.print(f"labelled {count} replies with {escape_markup(name)}")
-    if count:
-        t = _table("Positive labels", ["label", "replies"])
-        for label, n in sorted(labels.items()):
-            t.add_row(escape_markup(label), str(n))
-        console.print(t)

@@ -1,5 +1,13 @@
 """Append-only, crash-safe run store."""
 
+from obedience.store._labels import (
+    HumanLabel,
+    LabelSet,
+    add_label_set,
+    human_labels,
+    label_rows,
+    label_sets,
+)
 from obedience.store._sqlite import (
     DATABASE,
     MANIFEST,
@@ -15,9 +23,15 @@ __all__ = [
     "DATABASE",
     "MANIFEST",
     "EventRow",
+    "HumanLabel",
+    "LabelSet",
     "RunStore",
     "StoreError",
     "StoreFullError",
     "TrialRow",
+    "add_label_set",
+    "human_labels",
+    "label_rows",
+    "label_sets",
     "trial_key",
 ]

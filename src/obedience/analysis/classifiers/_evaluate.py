@@ -11,6 +11,9 @@ from typing import Any, TypedDict
 from obedience.analysis.classifiers._types import LABELS, Classifier
 
 EVAL_SET_NAME = "classifier_eval.jsonl"
+CENSUS_SET_NAME = "census_replies_labelled.jsonl"
+"""320 real replies from the census of Hidayet Aksu (hidayetaksu/llm-milgram, CC BY 4.0),
+double-coded by this project (see data/README.md)."""
 
 
 class LabelMetrics(TypedDict):
@@ -38,9 +41,11 @@ class EvalExample:
         labels = data.get("labels")
         if not isinstance(labels, Mapping):
             raise ValueError(f"example {data.get('id')!r}: 'labels' must be a mapping")
-        missing = [name for name in LABELS if name not in labels]
-        if missing:
-            raise ValueError(f"example {data.get('id')!r}: labels missing {missing}")
+        unknown = [str(name) for name in labels if name not in LABELS]
+        if unknown:
+            raise ValueError(f"example {data.get('id')!r}: unknown labels {unknown}")
+        if not labels:
+            raise ValueError(f"example {data.get('id')!r}: no labels (expected some of {LABELS})")
         text = data.get("text")
         if not isinstance(text, str):
             raise ValueError(f"example {data.get('id')!r}: 'text' must be a string")
@@ -49,7 +54,7 @@ class EvalExample:
         return cls(
             id=str(data.get("id", "")),
             text=text,
-            labels={name: bool(labels[name]) for name in LABELS},
+            labels={name: bool(labels[name]) for name in LABELS if name in labels},
             context=context if isinstance(context, str) else None,
             category=str(data.get("category", "")),
             split=str(data.get("split", "dev")),
@@ -57,10 +62,15 @@ class EvalExample:
         )
 
 
-def read_eval_text() -> str:
-    """The packaged evaluation set, as text (JSON lines)."""
-    ref = resources.files("obedience.analysis.classifiers").joinpath("data", EVAL_SET_NAME)
+def read_eval_text(name: str = EVAL_SET_NAME) -> str:
+    """A packaged labelled set, as text (JSON lines): the hand-written one by default."""
+    ref = resources.files("obedience.analysis.classifiers").joinpath("data", name)
     return ref.read_text(encoding="utf-8")
+
+
+def load_census_set() -> list[EvalExample]:
+    """The packaged real replies (refusal-intent and distress labels only)."""
+    return parse_examples(read_eval_text(CENSUS_SET_NAME).splitlines())
 
 
 def parse_examples(lines: Iterable[str]) -> list[EvalExample]:
@@ -100,10 +110,12 @@ def evaluate(
     (no predictions, or no positives in the set).
     """
     counts = {name: {"tp": 0, "fp": 0, "fn": 0, "support": 0} for name in LABELS}
+    seen: set[str] = set()
     for item in examples:
         ex = _as_example(item)
         verdict = classifier.classify(ex.text, ex.context)
-        for name in LABELS:
+        for name in ex.labels:
+            seen.add(name)
             truth, pred = ex.labels[name], verdict.labels[name]
             c = counts[name]
             c["support"] += int(truth)
@@ -111,7 +123,7 @@ def evaluate(
             c["fp"] += int(pred and not truth)
             c["fn"] += int(truth and not pred)
     out: dict[str, LabelMetrics] = {}
-    for name in LABELS:
+    for name in (n for n in LABELS if n in seen):
         c = counts[name]
         tp, fp, fn = c["tp"], c["fp"], c["fn"]
         precision = tp / (tp + fp) if tp + fp else 0.0
@@ -137,7 +149,7 @@ def errors(
     for item in examples:
         ex = _as_example(item)
         verdict = classifier.classify(ex.text, ex.context)
-        for name in LABELS:
+        for name in ex.labels:
             if verdict.labels[name] != ex.labels[name]:
                 wrong.append((ex, name, verdict.labels[name]))
     return wrong

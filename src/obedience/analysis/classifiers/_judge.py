@@ -2,8 +2,9 @@
 
 The judge is defined against the smallest possible transport: a callable that
 takes chat messages and returns the completion text. Whatever backend the runner
-uses can be wrapped in one line. Every verdict is cached under
-sha256(judge model, prompt version, reply text, context); a label the judge's
+uses can be wrapped in one line. Every verdict is cached under sha256 of (the
+judge's identity hash, prompt version, reply hash), where the identity is the
+model, prompt version, rubric and sampling settings; a label the judge's
 answer does not give cleanly falls back to the rule classifier, and the verdict's
 reasons say so.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Any, Final
 
 from obedience.analysis.classifiers._rules import RuleClassifier
@@ -209,6 +210,7 @@ class JudgeClassifier:
         cache: MutableMapping[str, Verdict] | None = None,
         prompt_version: str = JUDGE_PROMPT_VERSION,
         rubric: str = JUDGE_RUBRIC,
+        sampling: Mapping[str, Any] | None = None,
     ) -> None:
         if rubric != JUDGE_RUBRIC and prompt_version == JUDGE_PROMPT_VERSION:
             raise ValueError("a custom rubric needs its own prompt_version (it keys the cache)")
@@ -218,11 +220,31 @@ class JudgeClassifier:
         self.rubric = rubric
         self.fallback: Classifier = fallback if fallback is not None else RuleClassifier()
         self.cache: MutableMapping[str, Verdict] = cache if cache is not None else {}
-        self.name: str = f"judge:{model}"
+        self.sampling: dict[str, Any] = dict(sampling or {})
         self.calls = 0
+        self.name: str = f"judge:{model}@{prompt_version}#{self.identity_hash[:10]}"
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What makes two judges the same: model, prompt version (and rubric), sampling."""
+        rubric_hash = hashlib.sha256(self.rubric.encode("utf-8")).hexdigest()[:16]
+        return {
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "rubric_sha256": rubric_hash,
+            "sampling": dict(sorted(self.sampling.items())),
+        }
+
+    @property
+    def identity_hash(self) -> str:
+        payload = json.dumps(self.identity, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def cache_key(self, text: str, context: str | None = None) -> str:
-        payload = json.dumps([self.model, self.prompt_version, text, context], ensure_ascii=False)
+        """sha256 of (judge identity hash, prompt version, reply hash)."""
+        reply = json.dumps([text, context], ensure_ascii=False)
+        reply_hash = hashlib.sha256(reply.encode("utf-8")).hexdigest()
+        payload = f"{self.identity_hash}|{self.prompt_version}|{reply_hash}"
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def messages(self, text: str, context: str | None = None) -> list[dict[str, str]]:
