@@ -151,7 +151,7 @@ def test_judge_labels_are_stored_with_identity_and_preferred(
             BackendOptions(base_url=server.base_url),
             cache_path=tmp_path / "cache.sqlite",
         )
-        store = RunStore.open(run_dir)
+        store = RunStore.open(run_dir, write=True)
         try:
             annotate_run(store, RuleClassifier())
             session.preflight()
@@ -197,7 +197,7 @@ def test_a_rerun_of_the_same_judge_costs_no_calls(
             session = open_judge(
                 "openai:judge-a", BackendOptions(base_url=server.base_url), cache_path=cache
             )
-            store = RunStore.open(run_dir)
+            store = RunStore.open(run_dir, write=True)
             try:
                 annotate_run(store, session.judge, prepare=session.prefetch)
             finally:
@@ -208,7 +208,7 @@ def test_a_rerun_of_the_same_judge_costs_no_calls(
         other = open_judge(
             "openai:judge-b", BackendOptions(base_url=server.base_url), cache_path=cache
         )
-        store = RunStore.open(run_dir)
+        store = RunStore.open(run_dir, write=True)
         try:
             annotate_run(store, other.judge, prepare=other.prefetch)
             versions = [ls.version for ls in label_sets(store, session.judge.name)]
@@ -222,7 +222,7 @@ def test_a_rerun_of_the_same_judge_costs_no_calls(
 
 
 def test_relabelling_keeps_every_version(run_dir: Path) -> None:
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         n = annotate_run(store, RuleClassifier())
         annotate_run(store, RuleClassifier())

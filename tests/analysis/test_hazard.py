@@ -71,7 +71,7 @@ def test_hazard_on_a_real_scripted_run(tmp_path: Path) -> None:
         models=["scripted:distressed", "scripted:threshold:4"], conditions=["PC-NS-NF"], trials=2
     )
     run_dir = make_run(tmp_path / "run", config)
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         assert not distress_hazard(*_tables(store)).available
         annotate_run(store, RuleClassifier())

@@ -64,7 +64,7 @@ def test_judge_panel_stores_each_judge_and_reports_kappa(run_dir: Path) -> None:
         assert again.exit_code == 0, again.output
         assert server.chat_requests == first_calls  # cached: the rerun cost nothing
     assert "Inter-judge agreement" in result.output
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         names = sorted({s.classifier for s in label_sets(store) if s.kind == "judge"})
         a, b = (store.annotations(n) for n in names)
@@ -119,7 +119,7 @@ def test_an_unreachable_judge_is_a_one_line_error(tmp_path: Path) -> None:
 def _human_file(run_dir: Path, path: Path, flip: int) -> tuple[Path, int]:
     """Human labels for the first counted compliant replies, the first ``flip`` of them
     disagreeing with the machine's distress label."""
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         tables = build_tables(store)
     finally:
@@ -142,7 +142,7 @@ def test_human_labels_are_imported_beside_machine_ones_and_used_by_stats(
     run_dir: Path, tmp_path: Path
 ) -> None:
     assert cli.invoke(app, ["annotate", str(run_dir)]).exit_code == 0
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         machine_before = store.annotations()
     finally:
@@ -151,7 +151,7 @@ def test_human_labels_are_imported_beside_machine_ones_and_used_by_stats(
     result = cli.invoke(app, ["annotate", str(run_dir), "--human", str(human)])
     assert result.exit_code == 0, result.output
     assert f"imported {n} human labels from ana" in result.output
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         assert store.annotations() == machine_before  # machine labels untouched
         (human_set,) = [s for s in label_sets(store) if s.kind == "human"]
@@ -182,7 +182,7 @@ def test_bad_human_labels_are_one_line_errors_and_store_nothing(
         assert result.exit_code == 2, result.output
         lines = [ln for ln in result.output.splitlines() if ln.strip()]
         assert len(lines) == 1 and needle in lines[0], result.output
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         assert not [s for s in label_sets(store) if s.kind == "human"]
         assert reply_items(store.events(final_only=False))  # the run itself is intact
@@ -197,7 +197,7 @@ def test_reading_labels_never_writes(run_dir: Path) -> None:
     db = run_dir / "events.sqlite"
     before = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master")}
     assert "label_rows" not in before
-    store = RunStore.open(run_dir)
+    store = RunStore.open(run_dir, write=True)
     try:
         assert label_sets(store) == []
         build_tables(store)

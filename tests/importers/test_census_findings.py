@@ -129,7 +129,7 @@ def test_reminders_and_prods_are_recovered_from_the_text(tiny_census: Path, tmp_
 
 def test_overridden_refusals_and_parser_beside_census(tiny_census: Path, tmp_path: Path) -> None:
     import_census(tiny_census, tmp_path / "run")
-    with RunStore.open(tmp_path / "run") as store:
+    with RunStore.open(tmp_path / "run", write=True) as store:
         tables = build_tables(store)
         o = reminder_overrides(tables.replies, tables.decisions)
         assert o["overall"]["k"] == 2 and o["overall"]["n"] == 2  # both reminded refusals
@@ -164,7 +164,7 @@ def test_report_has_the_census_section_and_flags_disagreements(
 ) -> None:
     run = tmp_path / "run"
     import_census(tiny_census, run)
-    with RunStore.open(run) as store:
+    with RunStore.open(run, write=True) as store:
         annotate_run(store, RuleClassifier())
     rep = build(run)
     section = rep.sections["census"]

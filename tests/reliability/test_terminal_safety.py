@@ -40,8 +40,8 @@ def hostile_protocol(tmp_path: Path) -> tuple[Path, str]:
     name = "PC-" + HOSTILE_NAME
     esc = _toml_escape(name)
     src = src.replace('title = "', f'title = "{_toml_escape(HOSTILE_NAME)}', 1)
-    src = src.replace("[conditions.PC-WS-NF]", f'[conditions."{esc}"]')
-    src = src.replace('"PC-WS-NF"', f'"{esc}"')
+    # The design generates PC-WS-NF; the hostile cell is a declared variant of it.
+    src += f'\n[conditions."{esc}"]\nextends = "PC-WS-NF"\n'
     path = tmp_path / "hostile.toml"
     path.write_text(src)
     return path, name

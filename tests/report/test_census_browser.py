@@ -33,7 +33,7 @@ def census_report(tmp_path: Path) -> Path:
     (root / "docs/dialogs/data/example_tiny-model.json").write_text(json.dumps(doc), "utf-8")
     run = tmp_path / "run"
     import_census(root, run)
-    with RunStore.open(run) as store:
+    with RunStore.open(run, write=True) as store:
         annotate_run(store, RuleClassifier())
     return write_report(run)
 
