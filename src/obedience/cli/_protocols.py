@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -25,7 +26,7 @@ def list_protocols(
     """List the built-in protocols with their conditions, channel and policy."""
     if ctx.invoked_subcommand is not None:
         return
-    out = []
+    out: list[dict[str, Any]] = []
     for name in builtin_protocol_names():
         p = load_protocol(name)
         out.append(
@@ -49,11 +50,11 @@ def list_protocols(
     if as_json:
         print(json.dumps(out, indent=2))
         return
-    for p in out:
-        table = Table(title=f"{p['name']}: {p['title']}", title_justify="left")
+    for entry in out:
+        table = Table(title=f"{entry['name']}: {entry['title']}", title_justify="left")
         for col in ("condition", "channel", "policy", "levels", "description"):
             table.add_column(col)
-        for c in p["conditions"]:
+        for c in entry["conditions"]:
             table.add_row(
                 c["name"],
                 c["channel"],

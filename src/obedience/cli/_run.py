@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,97 +12,50 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from obedience.analysis import build_tables, summary_records
-from obedience.backends import Backend, BackendError, BackendOptions, make_backend
+import obedience
 from obedience.cli._app import app, console, err_console, escape_markup, fail, safe_text
-from obedience.protocols import Protocol, ProtocolError, load_protocol
-from obedience.runner import (
-    ConfigError,
-    RunConfig,
-    Runner,
-    build_manifest,
-    conditions_for,
-    load_config_file,
-    preflight,
-    validate_config,
-)
-from obedience.runner import (
-    Progress as RunProgress,
-)
-from obedience.store import DATABASE, RunStore, StoreError
 
 
-def _gather_config(config_file: Path | None, flags: dict[str, Any]) -> RunConfig:
+def _gather_config(config_file: Path | None, flags: dict[str, Any]) -> obedience.RunConfig:
     data: dict[str, Any] = {}
     source = "command line"
     if config_file is not None:
-        data.update(load_config_file(config_file))
+        data.update(obedience.load_config_file(config_file))
         source = str(config_file)
     data.update({k: v for k, v in flags.items() if v not in (None, [], ())})
-    return validate_config(data, source)
+    return obedience.validate_config(data, source)
 
 
-def _default_out(config: RunConfig) -> Path:
+def _default_out(config: obedience.RunConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{stamp}-{config.protocol}"
 
 
-def _make_backends(config: RunConfig) -> dict[str, Backend]:
-    options = BackendOptions(
-        base_url=config.base_url,
-        chat_template=config.chat_template,
-        timeout=config.timeout,
-        grammar_dialect=config.grammar_dialect,
+def _progress_bar(show: bool) -> tuple[Progress, Callable[[obedience.RunProgress], None]]:
+    bar = Progress(
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("errors {task.fields[errors]}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not show,
+        transient=False,
     )
-    return {spec: make_backend(spec, options) for spec in dict.fromkeys(config.models)}
+    task = bar.add_task("run", total=None, rate="", errors=0)
 
-
-async def _execute(
-    run_dir: Path,
-    resume: bool,
-    protocol: Protocol,
-    config: RunConfig,
-    backends: dict[str, Backend],
-    show_progress: bool,
-) -> RunStore:
-    """Preflight first, so a bad server or model leaves no half-made run directory."""
-    try:
-        meta = await preflight(backends, protocol, config)
-        if resume:
-            store = RunStore.open(run_dir)
-        else:
-            store = RunStore.create(run_dir)
-            store.write_manifest(build_manifest(protocol, config, meta))
-        console.print(f"run directory: {escape_markup(str(run_dir))}")
-        bar = Progress(
-            TextColumn("[bold]trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("errors {task.fields[errors]}"),
-            TimeRemainingColumn(),
-            console=err_console,
-            disable=not show_progress,
-            transient=False,
+    def update(p: obedience.RunProgress) -> None:
+        elapsed = max(1e-9, time.monotonic() - p.started)
+        bar.update(
+            task,
+            total=p.total,
+            completed=p.done,
+            rate=f"{p.decisions / elapsed:.2f} decisions/s",
+            errors=p.errors,
         )
-        task = bar.add_task("run", total=None, rate="", errors=0)
 
-        def update(p: RunProgress) -> None:
-            elapsed = max(1e-9, time.monotonic() - p.started)
-            bar.update(
-                task,
-                total=p.total,
-                completed=p.done,
-                rate=f"{p.decisions / elapsed:.2f} decisions/s",
-                errors=p.errors,
-            )
-
-        with bar:
-            await Runner(store, protocol, config, backends, RunProgress(on_change=update)).run()
-        return store
-    finally:
-        for backend in backends.values():
-            await backend.aclose()
+    return bar, update
 
 
 @app.command()
@@ -154,70 +107,46 @@ def run(
         "chat_template": chat_template,
         "timeout": timeout,
     }
+    bar, update = _progress_bar(not quiet)
+
+    def started(where: Path) -> None:
+        console.print(f"run directory: {escape_markup(str(where))}")
+        bar.start()
+
+    run_dir = resume
     try:
-        if resume is not None:
-            with RunStore.open(resume) as previous:
-                manifest = previous.manifest()
-            config = validate_config(manifest["config"], f"{resume}/manifest.json")
-            run_dir = resume
-        else:
-            config = _gather_config(config_file, flags)
-            run_dir = out or _default_out(config)
-            if (run_dir / DATABASE).exists():
-                raise StoreError(f"{run_dir} already holds a run; use --resume to continue it")
-        loaded = load_protocol(config.protocol)
-        if resume is not None and manifest["protocol"]["sha256"] != loaded.sha256:
-            raise ProtocolError(
-                f"protocol {config.protocol!r} changed since the run started; cannot resume"
-            )
-        conditions_for(loaded, config)
-        backends = _make_backends(config)
-    except (ConfigError, ProtocolError, BackendError, StoreError) as exc:
-        fail(str(exc))
-    store: RunStore | None = None
-    try:
-        store = asyncio.run(
-            _execute(run_dir, resume is not None, loaded, config, backends, not quiet)
-        )
+        try:
+            if resume is None:
+                config = _gather_config(config_file, flags)
+                run_dir = out or _default_out(config)
+                result = obedience.run(
+                    config, run_dir, progress=update, on_start=started, report=not no_report
+                )
+            else:
+                result = obedience.resume(
+                    resume, progress=update, on_start=started, report=not no_report
+                )
+        finally:
+            bar.stop()  # before the summary, which would otherwise print under a live bar
     except KeyboardInterrupt:
         fail(
             "interrupted; every finished reply is kept. "
             f"Resume with: obedience run --resume {run_dir}",
             code=130,
         )
-    except (BackendError, StoreError, ProtocolError) as exc:
+    except obedience.ERRORS as exc:
         fail(str(exc))
-    _annotate_with_rules(store)
-    _print_summary(store)
-    store.close()
-    if not no_report:
-        _write_report(run_dir)
+    console.print(
+        f"labelled {result.labelled} replies with the rule classifier (obedience annotate)"
+    )
+    _print_summary(obedience.summary(result.run_dir))
+    if result.report_error is not None:
+        fail(f"the run is complete and stored; the report was not written: {result.report_error}")
+    if result.report is not None:
+        console.print(f"report: {escape_markup(str(result.report))}")
 
 
-def _annotate_with_rules(store: RunStore) -> None:
-    """Label every reply with the offline rule classifier, so the report can show findings."""
-    from obedience.analysis import annotate_run
-    from obedience.analysis.classifiers import RuleClassifier
-
-    try:
-        count = annotate_run(store, RuleClassifier())
-    except StoreError as exc:
-        fail(str(exc))
-    console.print(f"labelled {count} replies with the rule classifier (obedience annotate)")
-
-
-def _write_report(run_dir: Path) -> None:
-    from obedience.report import write_report
-
-    try:
-        path = write_report(run_dir)
-    except (StoreError, OSError) as exc:
-        fail(f"the run is complete and stored; the report was not written: {exc}")
-    console.print(f"report: {escape_markup(str(path))}")
-
-
-def _print_summary(store: RunStore) -> None:
-    records = summary_records(build_tables(store).trials)
+def _print_summary(records: list[dict[str, Any]]) -> None:
     table = Table(title="Summary (errors are not refusals and are excluded from rates)")
     cols = [
         ("model", "model"),
@@ -248,10 +177,10 @@ def _fmt(value: Any) -> str:
     return escape_markup(str(value))
 
 
-def _open_store(run_dir: Path) -> RunStore:
+def _open_store(run_dir: Path) -> obedience.RunStore:
     try:
-        return RunStore.open(run_dir)
-    except StoreError as exc:
+        return obedience.RunStore.open(run_dir)
+    except obedience.StoreError as exc:
         fail(str(exc))
 
 
@@ -261,12 +190,14 @@ def summary(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
     """Per model and condition: outcomes, levels, invalid and discarded replies, overrides."""
-    store = _open_store(run_dir)
-    records = summary_records(build_tables(store).trials)
+    try:
+        records = obedience.summary(run_dir)
+    except obedience.StoreError as exc:
+        fail(str(exc))
     if as_json:
         print(json.dumps(records, indent=2))
     else:
-        _print_summary(store)
+        _print_summary(records)
 
 
 @app.command()

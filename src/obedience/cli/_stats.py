@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
+import obedience
 from obedience.cli._app import app, console, err_console, escape_markup, fail
-from obedience.store import RunStore, StoreError
-
-
-def _open(run_dir: Path) -> RunStore:
-    try:
-        return RunStore.open(run_dir)
-    except StoreError as exc:
-        fail(str(exc))
-
 
 # ------------------------------------------------------------------ formatting
 
@@ -391,15 +382,10 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
 ) -> None:
     """Rates with Wilson intervals, survival, log-rank and factor tests, published baselines."""
-    from obedience.analysis import statistics
-
-    store = _open(run_dir)
     try:
-        if not store.trials(status="done"):
-            fail(f"{run_dir} holds no finished trials")
-        result = statistics(store)
-    finally:
-        store.close()
+        result = obedience.statistics(run_dir)
+    except obedience.StoreError as exc:
+        fail(str(exc))
     if as_json:
         print(json.dumps(result, indent=2, allow_nan=False))
         return
@@ -431,47 +417,22 @@ def annotate(
     max_tokens: int = typer.Option(512, "--max-tokens", help="Judge output tokens."),
 ) -> None:
     """Label every reply in the run (discarded and superseded ones too) and store the labels."""
-    from obedience.analysis._annotate import JudgeError, annotate_run, judge_prepare, make_judge
-
-    store = _open(run_dir)
     try:
-        if judge is None:
-            from obedience.analysis.classifiers import RuleClassifier
-
-            classifier = RuleClassifier()
-            count = annotate_run(store, classifier)
-            name = classifier.name
-        else:
-            from obedience.backends import BackendOptions
-
-            try:
-                judge_cls, transport = make_judge(
-                    judge,
-                    BackendOptions(base_url=base_url, timeout=timeout),
-                    concurrency=concurrency,
-                    max_tokens=max_tokens,
-                )
-            except JudgeError as exc:
-                fail(str(exc))
-            try:
-                transport.preflight()
-                count = annotate_run(store, judge_cls, prepare=judge_prepare(judge_cls, transport))
-            except JudgeError as exc:
-                fail(str(exc))
-            finally:
-                transport.close()
-            name = judge_cls.name
-            err_console.print(f"judge calls: {judge_cls.calls}", highlight=False)
-        labels = Counter(
-            label for a in store.annotations(name) for label, value in a["labels"].items() if value
+        result = obedience.annotate(
+            run_dir,
+            judge,
+            base_url=base_url,
+            timeout=timeout,
+            concurrency=concurrency,
+            max_tokens=max_tokens,
         )
-    except StoreError as exc:
+    except obedience.ERRORS as exc:
         fail(str(exc))
-    finally:
-        store.close()
-    console.print(f"labelled {count} replies with {escape_markup(name)}")
-    if count:
+    if result.judge_calls is not None:
+        err_console.print(f"judge calls: {result.judge_calls}", highlight=False)
+    console.print(f"labelled {result.labelled} replies with {escape_markup(result.classifier)}")
+    if result.labelled:
         t = _table("Positive labels", ["label", "replies"])
-        for label, n in sorted(labels.items()):
+        for label, n in result.positives.items():
             t.add_row(escape_markup(label), str(n))
         console.print(t)

@@ -263,7 +263,7 @@ class Runner:
         self, backend: Backend, request: Request, sampling: Sampling
     ) -> tuple[Completion, list[str]]:
         errors: list[str] = []
-        timeout = None if backend.endpoint.startswith("llama:") else self.config.timeout
+        timeout = None if backend.capabilities.in_process else self.config.timeout
         for attempt in range(self.config.retries + 1):
             try:
                 completion = await asyncio.wait_for(backend.complete(request, sampling), timeout)
