@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from obedience._api import (
     AnnotateResult,
@@ -37,29 +37,144 @@ from obedience.runner import ConfigError, RunConfig, load_config_file, validate_
 from obedience.runner import Progress as RunProgress
 from obedience.store import DATABASE, RunStore, StoreError
 
+if TYPE_CHECKING:
+    from obedience.analysis._results import (
+        BaselineComparisons,
+        CellCurve,
+        CellProportion,
+        CellRates,
+        Compliance,
+        ConditionCurve,
+        ContextRow,
+        Curve,
+        DistressWhileComplying,
+        ErrorCell,
+        ErrorCounts,
+        Errors,
+        Excluded,
+        FactorEffect,
+        HighestLevelTest,
+        Labels,
+        LevelCompliance,
+        LogRank,
+        ModelCurve,
+        ModelLabels,
+        ModelProportion,
+        OverriddenByClassifier,
+        OverriddenRefusals,
+        PaperComparison,
+        PooledSurvival,
+        ProdCompliance,
+        Proportion,
+        PublishedContrast,
+        RateComparison,
+        ReferenceCurve,
+        Result,
+        Statistics,
+        SurvivalComparison,
+        TestsInfo,
+    )
+
+# The typed statistics' models, imported on first use: they live in the analysis
+# package, whose import brings pandas and scipy.
+RESULT_TYPES = (
+    "BaselineComparisons",
+    "CellCurve",
+    "CellProportion",
+    "CellRates",
+    "Compliance",
+    "ConditionCurve",
+    "ContextRow",
+    "Curve",
+    "DistressWhileComplying",
+    "ErrorCell",
+    "ErrorCounts",
+    "Errors",
+    "Excluded",
+    "FactorEffect",
+    "HighestLevelTest",
+    "Labels",
+    "LevelCompliance",
+    "LogRank",
+    "ModelCurve",
+    "ModelLabels",
+    "ModelProportion",
+    "OverriddenByClassifier",
+    "OverriddenRefusals",
+    "PaperComparison",
+    "PooledSurvival",
+    "ProdCompliance",
+    "Proportion",
+    "PublishedContrast",
+    "RateComparison",
+    "ReferenceCurve",
+    "Result",
+    "Statistics",
+    "SurvivalComparison",
+    "TestsInfo",
+)
+
 
 def __getattr__(name: str) -> Any:
     # ERRORS names the judge's and the backends' exceptions: built on first use so that
     # ``import obedience`` stays light.
     if name == "ERRORS":
         return errors()
+    if name in RESULT_TYPES:
+        from obedience.analysis import _results
+
+        return getattr(_results, name)
     raise AttributeError(f"module 'obedience' has no attribute {name!r}")
 
 
 __all__ = [
     "DATABASE",
     "AnnotateResult",
+    "BaselineComparisons",
+    "CellCurve",
+    "CellProportion",
+    "CellRates",
+    "Compliance",
+    "ConditionCurve",
     "ConfigError",
+    "ContextRow",
+    "Curve",
+    "DistressWhileComplying",
+    "ErrorCell",
+    "ErrorCounts",
+    "Errors",
+    "Excluded",
+    "FactorEffect",
+    "HighestLevelTest",
+    "Labels",
+    "LevelCompliance",
+    "LogRank",
+    "ModelCurve",
+    "ModelLabels",
+    "ModelProportion",
+    "OverriddenByClassifier",
+    "OverriddenRefusals",
+    "PaperComparison",
+    "PooledSurvival",
     "ProbeRun",
+    "ProdCompliance",
+    "Proportion",
     "Protocol",
     "ProtocolError",
+    "PublishedContrast",
+    "RateComparison",
+    "ReferenceCurve",
     "Reply",
     "Request",
+    "Result",
     "RunConfig",
     "RunProgress",
     "RunResult",
     "RunStore",
+    "Statistics",
     "StoreError",
+    "SurvivalComparison",
+    "TestsInfo",
     "Trial",
     "__version__",
     "annotate",

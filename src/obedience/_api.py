@@ -39,6 +39,7 @@ from obedience.runner import Progress as RunProgress
 from obedience.store import DATABASE, RunStore, StoreError
 
 if TYPE_CHECKING:
+    from obedience.analysis import Statistics
     from obedience.analysis.classifiers import Classifier
     from obedience.backends import Backend
     from obedience.probe import ProbeResult
@@ -363,7 +364,7 @@ def _annotate_with_judge(
 # ------------------------------------------------------------------ statistics and report
 
 
-def statistics(run_dir: str | Path) -> dict[str, Any]:
+def statistics(run_dir: str | Path) -> Statistics:
     """Every statistic of a finished run, typed (``obedience.analysis.Statistics``).
 
     ``model_dump(mode="json")`` gives the document ``obedience stats --json`` prints.

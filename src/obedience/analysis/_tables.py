@@ -388,32 +388,3 @@ def _attach_labels(replies: pd.DataFrame, annotations: list[dict[str, Any]]) -> 
         out[col] = [chosen.get(k, {}).get(label) for k in keys]
     out.attrs["classifier"] = name
     return out
-
-
-def summary_records(trials: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per model and condition: the stable keys of ``obedience summary --json``."""
-    records: list[dict[str, Any]] = []
-    if trials.empty:
-        return records
-    for (model, condition), g in trials.groupby(["model", "condition"], sort=True):
-        done = g[g["completed"]]
-        n_done = len(done)
-        reached = int(done["reached_max"].sum())
-        records.append(
-            {
-                "model": model,
-                "condition": condition,
-                "trials": len(g),
-                "completed": n_done,
-                "errors": int(g["error"].sum()),
-                "content_filtered": int(g["content_filter"].sum()),
-                "reached_max": reached,
-                "reached_max_rate": (reached / n_done) if n_done else None,
-                "mean_highest": float(done["highest_level"].mean()) if n_done else None,
-                "median_highest": float(done["highest_level"].median()) if n_done else None,
-                "invalid_replies": int(g["invalid_replies"].sum()),
-                "discarded_replies": int(g["discarded_replies"].sum()),
-                "overridden_refusals": int(g["overridden_refusals"].sum()),
-            }
-        )
-    return records

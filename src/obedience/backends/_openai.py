@@ -221,7 +221,8 @@ def _completion_from_json(data: Any) -> Completion:
     if isinstance(calls, list) and calls and isinstance(calls[0], dict):
         fn = calls[0].get("function") or {}
         tool_call = {"name": fn.get("name"), "arguments": fn.get("arguments")}
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    raw_usage = data.get("usage")
+    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
     finish = choice.get("finish_reason")
