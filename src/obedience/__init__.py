@@ -7,8 +7,6 @@ take and return. Everything else lives in private modules behind it.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from typing import TYPE_CHECKING, Any
 
 from obedience._api import (
@@ -31,8 +29,9 @@ from obedience._api import (
     summary,
     write_report,
 )
-from obedience.engine import Reply, Request, Trial, run_with, scripted_subject
-from obedience.protocols import Protocol, ProtocolError, load_protocol
+from obedience._version import __version__
+from obedience.engine import Reply, ReplyReceived, Request, Trial, run_with, scripted_subject
+from obedience.protocols import Protocol, ProtocolError, builtin_protocol_names, load_protocol
 from obedience.runner import ConfigError, RunConfig, load_config_file, validate_config
 from obedience.runner import Progress as RunProgress
 from obedience.store import DATABASE, RunStore, StoreError
@@ -165,6 +164,7 @@ __all__ = [
     "RateComparison",
     "ReferenceCurve",
     "Reply",
+    "ReplyReceived",
     "Request",
     "Result",
     "RunConfig",
@@ -179,6 +179,7 @@ __all__ = [
     "__version__",
     "annotate",
     "as_config",
+    "builtin_protocol_names",
     "errors",
     "export",
     "load_config_file",

@@ -7,7 +7,14 @@ import json
 from itertools import pairwise
 
 import pytest
-from engine_support import PAPER_CONDITIONS, by_request, comply_up_to, contents, of, run
+from tests.engine.engine_support import (
+    PAPER_CONDITIONS,
+    by_request,
+    comply_up_to,
+    contents,
+    of,
+    run,
+)
 
 from obedience.engine import (
     COMPLY_TOOL,

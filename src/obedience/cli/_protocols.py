@@ -8,9 +8,15 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from obedience import (
+    ProtocolError,
+    ReplyReceived,
+    Trial,
+    builtin_protocol_names,
+    load_protocol,
+    scripted_subject,
+)
 from obedience.cli._app import app, console, escape_markup, fail
-from obedience.engine import ReplyReceived, Trial, scripted_subject
-from obedience.protocols import ProtocolError, builtin_protocol_names, load_protocol
 
 protocols_app = typer.Typer(
     help="List protocols, or show one's full script.", no_args_is_help=False

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from obedience import __version__
+from obedience._version import __version__
 from obedience.backends import (
     Backend,
     BackendError,
