@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import obedience
+from obedience import events as ev
 from obedience.cli._app import app, console, err_console, escape_markup, fail, safe_text
 
 
@@ -213,8 +214,8 @@ def show(
     chosen = trial or rows[0].trial_id
     if chosen not in {r.trial_id for r in rows}:
         fail(f"no trial {chosen!r} in {run_dir}; e.g. {rows[0].trial_id}")
-    for ev in store.events(chosen, final_only=False):
-        _print_event(ev.kind, ev.payload, ev.attempt)
+    for row in store.events(chosen, final_only=False):
+        _print_event(row.event, row.attempt)
 
 
 def _model_text(text: str) -> str:
@@ -222,34 +223,34 @@ def _model_text(text: str) -> str:
     return safe_text(text.replace("\r", "\\x0d"))
 
 
-def _print_event(kind: str, p: dict[str, Any], attempt: int) -> None:
-    if kind == "scripted-turn":
-        console.print(f"[cyan]{safe_text(p['speaker'] or 'narrator')}[/]: {safe_text(p['text'])}")
-    elif kind == "reply":
-        console.print(
-            f"[bold green]MODEL[/] [dim](decision {p['decision']}, attempt {p['attempt']}, "
-            f"parsed {p['action']})[/]: {_model_text(p['text'])}"
-        )
-        if p.get("tool_call"):
-            console.print(f"   [dim]tool call:[/] {safe_text(json.dumps(p['tool_call']))}")
-    elif kind == "discarded":
-        flag = "expressed refusal" if p["expressed_refusal"] else "no refusal expressed"
-        console.print(f"   [yellow]↳ discarded, re-sampled ({flag})[/]")
-    elif kind == "prod":
-        tag = "special prod" if p["special"] else f"prod {p['index']}"
-        console.print(f"[magenta]{tag}[/]: {safe_text(p['text'])}")
-    elif kind == "forced-press":
-        console.print(f"[red]forced press at level {p['level']}[/] (inserted as the model's turn)")
-    elif kind == "shock":
-        console.print(f"[red]⚡ {safe_text(p['label'])}[/]" + (" (forced)" if p["forced"] else ""))
-    elif kind == "learner-reaction":
-        console.print(f"[cyan]reaction[/]: {safe_text(p['text'])}")
-    elif kind == "format-reminder":
-        console.print(f"[yellow]reminder[/]: {safe_text(p['text'])}")
-    elif kind == "transport-error":
-        console.print(f"[bold red]transport error[/] (not a refusal): {safe_text(p['message'])}")
-    elif kind == "trial-ended":
-        console.print(
-            f"[bold]ended: {p['reason']}[/] at highest level {p['highest_level']} "
-            f"(attempt {attempt})\n"
-        )
+def _print_event(event: ev.Event, attempt: int) -> None:
+    match event:
+        case ev.ScriptedTurn(speaker=speaker, text=text):
+            console.print(f"[cyan]{safe_text(speaker or 'narrator')}[/]: {safe_text(text)}")
+        case ev.ReplyReceived() as r:
+            console.print(
+                f"[bold green]MODEL[/] [dim](decision {r.decision}, attempt {r.attempt}, "
+                f"parsed {r.action})[/]: {_model_text(r.text)}"
+            )
+            if r.tool_call:
+                console.print(f"   [dim]tool call:[/] {safe_text(json.dumps(r.tool_call))}")
+        case ev.ReplyDiscarded(expressed_refusal=refused):
+            flag = "expressed refusal" if refused else "no refusal expressed"
+            console.print(f"   [yellow]↳ discarded, re-sampled ({flag})[/]")
+        case ev.ProdGiven(special=special, index=index, text=text):
+            tag = "special prod" if special else f"prod {index}"
+            console.print(f"[magenta]{tag}[/]: {safe_text(text)}")
+        case ev.ForcedPress(level=level):
+            console.print(f"[red]forced press at level {level}[/] (inserted as the model's turn)")
+        case ev.ShockDelivered(label=label, forced=forced):
+            console.print(f"[red]⚡ {safe_text(label)}[/]" + (" (forced)" if forced else ""))
+        case ev.LearnerReaction(text=text):
+            console.print(f"[cyan]reaction[/]: {safe_text(text)}")
+        case ev.FormatReminder(text=text):
+            console.print(f"[yellow]reminder[/]: {safe_text(text)}")
+        case ev.TransportFailed(message=message):
+            console.print(f"[bold red]transport error[/] (not a refusal): {safe_text(message)}")
+        case ev.TrialEnded(reason=reason, highest_level=highest):
+            console.print(
+                f"[bold]ended: {reason}[/] at highest level {highest} (attempt {attempt})\n"
+            )

@@ -10,9 +10,11 @@ from obedience.engine._channels import (
 )
 from obedience.engine._events import (
     END_REASONS,
+    EVENT_TYPES,
     Action,
     EndReason,
     Event,
+    EventDecodeError,
     ForcedPress,
     FormatReminder,
     LearnerAnswer,
@@ -28,6 +30,7 @@ from obedience.engine._events import (
     TrialEnded,
     TrialStarted,
     dump_events,
+    event_from_dict,
 )
 from obedience.engine._intent import looks_like_refusal
 from obedience.engine._subjects import SCRIPTED_SUBJECTS, Subject, scripted_subject, spell
@@ -36,12 +39,14 @@ from obedience.engine._trial import EngineUsageError, Message, Reply, Request, T
 __all__ = [
     "COMPLY_TOOL",
     "END_REASONS",
+    "EVENT_TYPES",
     "REFUSE_TOOL",
     "SCRIPTED_SUBJECTS",
     "Action",
     "EndReason",
     "EngineUsageError",
     "Event",
+    "EventDecodeError",
     "ForcedPress",
     "FormatReminder",
     "LearnerAnswer",
@@ -64,6 +69,7 @@ __all__ = [
     "TrialStarted",
     "canonical_text",
     "dump_events",
+    "event_from_dict",
     "looks_like_refusal",
     "parse_reply",
     "scripted_subject",

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from obedience.engine._events import Event, event_from_dict
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
     trial_id      TEXT PRIMARY KEY,
@@ -103,6 +105,11 @@ class EventRow:
     kind: str
     payload: dict[str, Any]
     meta: dict[str, Any] | None
+
+    @property
+    def event(self) -> Event:
+        """The payload as its typed engine event (``ReplyReceived``, ``TrialEnded``, ...)."""
+        return event_from_dict(self.payload)
 
 
 def trial_key(model: str, condition: str, index: int) -> str:
