@@ -26,12 +26,13 @@ one would replace a function of that name on the package.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from obedience.protocols import Protocol, ProtocolError, load_protocol
 from obedience.runner import ConfigError, RunConfig, conditions_for, validate_config
@@ -67,6 +68,24 @@ def errors() -> tuple[type[Exception], ...]:
 
 
 ProgressCallback = Callable[[RunProgress], None]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _blocking(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """The blocking twin of an ``*_async`` function: same parameters, ``asyncio.run``."""
+
+    @functools.wraps(fn)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> R:
+        return asyncio.run(fn(*args, **kwargs))
+
+    blocking.__name__ = blocking.__qualname__ = fn.__name__.removesuffix("_async")
+    blocking.__doc__ = (
+        f"{fn.__doc__}\n    Blocks until done; ``{fn.__name__}`` is the same inside a running "
+        "event loop.\n"
+    )
+    return blocking
 
 
 @dataclass(frozen=True)
@@ -178,27 +197,6 @@ async def run_async(
     label: bool = True,
     report: bool = True,
 ) -> RunResult:
-    """``run`` inside a running event loop."""
-    cfg = as_config(config)
-    run_dir = Path(out)
-    if (run_dir / DATABASE).exists():
-        raise StoreError(f"{run_dir} already holds a run; use --resume to continue it")
-    protocol = load_protocol(cfg.protocol)
-    conditions_for(protocol, cfg)
-    await _execute(run_dir, False, protocol, cfg, backends, progress, on_start)
-    return _finish(run_dir, label, report)
-
-
-def run(
-    config: RunConfig | Mapping[str, Any],
-    out: str | Path,
-    *,
-    backends: dict[str, Backend] | None = None,
-    progress: ProgressCallback | None = None,
-    on_start: Callable[[Path], None] | None = None,
-    label: bool = True,
-    report: bool = True,
-) -> RunResult:
     """Run the experiment of ``config`` into the new run directory ``out``.
 
     Preflights every backend (a bad model or server fails here and creates nothing),
@@ -212,17 +210,17 @@ def run(
     >>> cfg = RunConfig(models=["scripted:obedient"], conditions=["PC-NS-NF"], trials=2)
     >>> obedience.run(cfg, tmp / "run", report=False).labelled  # doctest: +SKIP
     """
-    return asyncio.run(
-        run_async(
-            config,
-            out,
-            backends=backends,
-            progress=progress,
-            on_start=on_start,
-            label=label,
-            report=report,
-        )
-    )
+    cfg = as_config(config)
+    run_dir = Path(out)
+    if (run_dir / DATABASE).exists():
+        raise StoreError(f"{run_dir} already holds a run; use --resume to continue it")
+    protocol = load_protocol(cfg.protocol)
+    conditions_for(protocol, cfg)
+    await _execute(run_dir, False, protocol, cfg, backends, progress, on_start)
+    return _finish(run_dir, label, report)
+
+
+run = _blocking(run_async)
 
 
 def _resumable(run_dir: Path) -> tuple[RunConfig, Protocol]:
@@ -252,22 +250,6 @@ async def resume_async(
     label: bool = True,
     report: bool = True,
 ) -> RunResult:
-    """``resume`` inside a running event loop."""
-    path = Path(run_dir)
-    config, protocol = _resumable(path)
-    await _execute(path, True, protocol, config, backends, progress, on_start)
-    return _finish(path, label, report)
-
-
-def resume(
-    run_dir: str | Path,
-    *,
-    backends: dict[str, Backend] | None = None,
-    progress: ProgressCallback | None = None,
-    on_start: Callable[[Path], None] | None = None,
-    label: bool = True,
-    report: bool = True,
-) -> RunResult:
     """Continue an interrupted run with the config and protocol it started with.
 
     Finished trials are kept; unfinished ones start a new attempt (the old attempt's
@@ -276,16 +258,13 @@ def resume(
 
     >>> obedience.resume("runs/20260101-pihlakas2026")  # doctest: +SKIP
     """
-    return asyncio.run(
-        resume_async(
-            run_dir,
-            backends=backends,
-            progress=progress,
-            on_start=on_start,
-            label=label,
-            report=report,
-        )
-    )
+    path = Path(run_dir)
+    config, protocol = _resumable(path)
+    await _execute(path, True, protocol, config, backends, progress, on_start)
+    return _finish(path, label, report)
+
+
+resume = _blocking(resume_async)
 
 
 # ------------------------------------------------------------------ labels
@@ -475,7 +454,17 @@ async def probe_model_async(
     compare: str | Path | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> ProbeRun:
-    """``probe_model`` inside a running event loop."""
+    """P(comply) at decision points along on-policy, forced and control histories.
+
+    Needs a backend that scores continuations (``capabilities.logprobs``: embedded,
+    gguf:PATH, or an openai: server returning logprobs). ``out``: a run directory to
+    add the probe to (its protocol must match), or a new probe run (default
+    ``runs/<stamp>-probe-<protocol>``). ``compare``: a run whose sampled obedience rate
+    is shown beside. ``progress(history, point, points)`` as points are measured.
+    See ``docs/probe.md``.
+
+    >>> obedience.probe_model("embedded", k=3).result.p_full_obedience  # doctest: +SKIP
+    """
     from obedience.backends import (
         BackendError,
         BackendOptions,
@@ -590,49 +579,4 @@ def _store_probe(
         store.write_manifest(manifest)
 
 
-def probe_model(
-    model: str = "embedded",
-    *,
-    protocol: str | None = None,
-    condition: str | None = None,
-    out: str | Path | None = None,
-    k: int = 10,
-    on_policy: int = 1,
-    seed: int = 0,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    base_url: str | None = None,
-    chat_template: str | None = None,
-    timeout: float | None = None,
-    compare: str | Path | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> ProbeRun:
-    """P(comply) at decision points along on-policy, forced and control histories.
-
-    Needs a backend that scores continuations (``capabilities.logprobs``: embedded,
-    gguf:PATH, or an openai: server returning logprobs). ``out``: a run directory to
-    add the probe to (its protocol must match), or a new probe run (default
-    ``runs/<stamp>-probe-<protocol>``). ``compare``: a run whose sampled obedience rate
-    is shown beside. ``progress(history, point, points)`` as points are measured.
-    See ``docs/probe.md``.
-
-    >>> obedience.probe_model("embedded", k=3).result.p_full_obedience  # doctest: +SKIP
-    """
-    return asyncio.run(
-        probe_model_async(
-            model,
-            protocol=protocol,
-            condition=condition,
-            out=out,
-            k=k,
-            on_policy=on_policy,
-            seed=seed,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            base_url=base_url,
-            chat_template=chat_template,
-            timeout=timeout,
-            compare=compare,
-            progress=progress,
-        )
-    )
+probe_model = _blocking(probe_model_async)
