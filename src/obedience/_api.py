@@ -213,7 +213,9 @@ async def run_async(
     cfg = as_config(config)
     run_dir = Path(out)
     if (run_dir / DATABASE).exists():
-        raise StoreError(f"{run_dir} already holds a run; use --resume to continue it")
+        raise StoreError(
+            f"{run_dir} already holds a run; continue it with --resume (obedience.resume)"
+        )
     protocol = load_protocol(cfg.protocol)
     conditions_for(protocol, cfg)
     await _execute(run_dir, False, protocol, cfg, backends, progress, on_start)

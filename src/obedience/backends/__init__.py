@@ -58,10 +58,6 @@ def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
     )
 
 
-def is_offline_spec(spec: str) -> bool:
-    return spec.split(":", 1)[0] in ("scripted", "replay")
-
-
 def known_capabilities(spec: str) -> Capabilities | None:
     """A spec's capabilities when its backend class fixes them (scripted, replay), else None.
 
