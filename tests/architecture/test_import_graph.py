@@ -8,6 +8,7 @@ function; those under ``if TYPE_CHECKING:`` are left out, as they never run).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,21 @@ def test_the_graph_sees_lazy_and_relative_imports() -> None:
     # _api imports the runner inside functions; the analysis package imports _stats.
     assert "obedience.runner" in _imports("obedience._api")
     assert "obedience.analysis._stats" in _imports("obedience.analysis")
+
+
+def test_only_the_api_wires_a_run() -> None:
+    """Preflight and building the manifest are the API's: no command, helper or benchmark repeats
+    the run sequence (unit tests of the runner drive ``Runner`` alone, without them)."""
+    root = SRC.parents[1]
+    wiring = re.compile(r"(?<![\w.])(preflight|build_manifest)\(")
+    places = sorted(
+        {
+            path.relative_to(root).as_posix()
+            for folder in ("src", "tests", "benchmarks")
+            for path in (root / folder).rglob("*.py")
+            if path.name != "test_import_graph.py"
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if wiring.search(line) and not line.lstrip().startswith(("def ", "async def "))
+        }
+    )
+    assert places == ["src/obedience/_api.py"], places
