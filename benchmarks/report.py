@@ -13,7 +13,6 @@ Last line of output: {"build_seconds": ..., "size_mb": ..., ...}.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
 import tempfile
@@ -21,28 +20,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from obedience.backends import BackendOptions, make_backend
-from obedience.protocols import load_protocol
-from obedience.report import write_report
-from obedience.runner import RunConfig, Runner, build_manifest, preflight
-from obedience.store import RunStore
+import obedience
+from obedience import RunConfig, RunStore
 
 MODELS = [f"scripted:threshold:{k}" for k in range(1, 12)]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
-async def make_run(run_dir: Path, trials: int) -> None:
+def make_run(run_dir: Path, trials: int) -> None:
     config = RunConfig(models=MODELS, protocol="pihlakas2026", trials=trials, concurrency=64)
-    protocol = load_protocol(config.protocol)
-    backends = {m: make_backend(m, BackendOptions()) for m in MODELS}
-    meta = await preflight(backends, protocol, config)
-    store = RunStore.create(run_dir)
-    try:
-        store.write_manifest(build_manifest(protocol, config, meta))
-        await Runner(store, protocol, config, backends).run()
-    finally:
-        store.close()
+    obedience.run(config, run_dir, label=False, report=False)  # the report is timed below
 
 
 def browser_timings(report: Path) -> dict[str, Any]:
@@ -128,7 +116,7 @@ def main() -> None:
         base = Path(tmp.name) / "run"
     try:
         t0 = time.perf_counter()
-        asyncio.run(make_run(base, args.trials))
+        make_run(base, args.trials)
         run_seconds = time.perf_counter() - t0
         store = RunStore.open(base)
         n_trials = len(store.trials(status="done"))
@@ -140,7 +128,7 @@ def main() -> None:
         )
 
         t0, c0 = time.perf_counter(), time.process_time()
-        report = write_report(base)
+        report = obedience.write_report(base)
         build_seconds = time.perf_counter() - t0
         build_cpu = time.process_time() - c0
         size_mb = report.stat().st_size / 1e6

@@ -27,10 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from obedience.backends import Backend, BackendOptions, make_backend
-from obedience.protocols import load_protocol
-from obedience.runner import Progress, RunConfig, Runner
-from obedience.store import RunStore
+import obedience
+from obedience import RunConfig
+from obedience import RunProgress as Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ROOT / "tests" / "helpers" / "fake_openai.py"
@@ -60,21 +59,13 @@ async def run_once(base_url: str, trials: int, concurrency: int, run_dir: Path) 
         base_url=base_url,
         timeout=30,
     )
-    protocol = load_protocol(config.protocol)
-    backends: dict[str, Backend] = {
-        "openai:fake-model": make_backend(
-            "openai:fake-model", BackendOptions(base_url=base_url, timeout=30)
-        )
-    }
-    progress = Progress()
-    store = RunStore.create(run_dir)
-    try:
-        await Runner(store, protocol, config, backends, progress).run()
-    finally:
-        store.close()
-        for b in backends.values():
-            await b.aclose()
-    return progress
+    seen: list[Progress] = []
+    # No labels or report: the benchmark times preflight, store and the trials.
+    await obedience.run_async(
+        config, run_dir, progress=lambda p: seen.append(p) if not seen else None,
+        label=False, report=False,
+    )  # fmt: skip
+    return seen[0] if seen else Progress()
 
 
 def main() -> None:

@@ -50,7 +50,7 @@ def test_rules_label_every_reply_and_feed_the_tables(run_dir: Path) -> None:
             (e.trial_id, e.attempt, e.seq) for e in replies
         }
         tables = build_tables(store)
-        s = statistics(store)
+        s = statistics(store).to_json()
     finally:
         store.close()
     r = tables.replies

@@ -18,7 +18,8 @@ from obedience.analysis import (
     statistics,
 )
 from obedience.analysis._baselines import BaselineDataError, parse_baselines
-from obedience.analysis._stats import factor_effect_rows, logrank_test
+from obedience.analysis._estimators import logrank_test
+from obedience.analysis._sections import factor_effect_rows
 from obedience.analysis._tables import TRIAL_COLUMNS
 from obedience.runner import RunConfig
 from obedience.store import RunStore
@@ -323,7 +324,7 @@ def test_milgram_run_end_to_end(tmp_path: Path) -> None:
     make_run(tmp_path / "run", config)
     store = RunStore.open(tmp_path / "run")
     try:
-        s = statistics(store)
+        s = statistics(store).to_json()
         trials = build_tables(store).trials
     finally:
         store.close()

@@ -16,22 +16,31 @@ import pandas as pd
 import pytest
 from tests.helpers.runs import make_run
 
-from obedience.analysis import RunTables, build_tables, statistics, statistics_from_tables
-from obedience.analysis._stats import (
+from obedience.analysis import (
+    RunTables,
+    Statistics,
+    build_tables,
+    statistics,
+    statistics_from_tables,
+    summary_records,
+)
+from obedience.analysis._estimators import (
     clean_json,
-    factor_effect_rows,
-    factor_strata,
     fisher_test,
     holm,
     kaplan_meier,
-    level_compliance,
-    logrank_rows,
     logrank_test,
     mann_whitney,
     newcombe_difference,
+    wilson_interval,
+)
+from obedience.analysis._sections import (
+    factor_effect_rows,
+    factor_strata,
+    level_compliance,
+    logrank_rows,
     survival_rows,
     survival_times,
-    wilson_interval,
 )
 from obedience.analysis._tables import TRIAL_COLUMNS
 from obedience.runner import RunConfig
@@ -309,7 +318,7 @@ def test_survival_event_and_censoring_rules() -> None:
     trials = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
     done = trials[trials["completed"]]
     assert survival_times(done) == ([8.0, 4.0, 12.0, 9.0], [True, True, False, False])
-    s = statistics_from_tables(_tables(rows), "pihlakas2026")
+    s = statistics_from_tables(_tables(rows), "pihlakas2026").to_json()
     (row,) = s["survival"]
     assert (row["n"], row["events"], row["censored"]) == (4, 2, 2)
     assert row["excluded"] == {"error": 1, "content_filter": 1}
@@ -340,7 +349,7 @@ def _pooled_example() -> list[dict]:
 
 
 def test_survival_pooled_by_condition_and_by_model() -> None:
-    s = statistics_from_tables(_tables(_pooled_example()), "pihlakas2026")
+    s = statistics_from_tables(_tables(_pooled_example()), "pihlakas2026").to_json()
     pooled = s["survival_pooled"]
     by_condition = {r["condition"]: r for r in pooled["condition"]}
     by_model = {r["model"]: r for r in pooled["model"]}
@@ -384,8 +393,8 @@ def test_survival_pooled_equals_scipy_on_the_pooled_trials() -> None:
             low = [v for g, v in zip(grid, band.low.evaluate(grid), strict=True) if g >= first]
             shown = [v for g, v in zip(grid, row["ci_low"], strict=True) if g >= first]
             assert shown == pytest.approx([None if math.isnan(v) else v for v in low])
-    # per model and condition, the same function gives statistics()["survival"]
-    s = statistics_from_tables(_tables(_pooled_example()), "pihlakas2026")
+    # per model and condition, the same function gives statistics().survival
+    s = statistics_from_tables(_tables(_pooled_example()), "pihlakas2026").to_json()
     assert s["survival"] == clean_json(survival_rows(trials))
 
 
@@ -496,55 +505,78 @@ def test_statistics_on_a_scripted_run(scripted_run: Path) -> None:
         tables = build_tables(store)
     finally:
         store.close()
-    assert set(s) >= TOP_KEYS
-    text = json.dumps(s, allow_nan=False)  # strict JSON: no NaN or infinity anywhere
-    assert json.loads(text) == s
-    assert s["tests"]["protocol"] == "pihlakas2026"
-    assert s["probe"] == []
-    rates = {(r["model"], r["condition"]): r for r in s["rates"]}
+    doc = s.to_json()
+    assert set(doc) >= TOP_KEYS
+    text = json.dumps(doc, allow_nan=False)  # strict JSON: no NaN or infinity anywhere
+    assert json.loads(text) == doc
+    assert Statistics.model_validate(json.loads(text)) == s  # the document is the model
+    assert s.tests.protocol == "pihlakas2026"
+    assert s.probe == []
+    rates = {(r.model, r.condition): r for r in s.rates}
     t7 = rates[("scripted:threshold:7", "DC-NS-NF")]
-    assert (t7["k"], t7["n"], t7["resistance_onset_min"], t7["highest_max"]) == (0, 3, 8, 7)
-    assert t7["ci"] == pytest.approx(list(wilson_closed_form(0, 3)))
-    surv = {(r["model"], r["condition"]): r for r in s["survival"]}
+    assert (t7.k, t7.n, t7.resistance_onset_min, t7.highest_max) == (0, 3, 8, 7)
+    assert t7.ci == pytest.approx(wilson_closed_form(0, 3))
+    surv = {(r.model, r.condition): r for r in s.survival}
     curve = surv[("scripted:threshold:7", "DC-NS-NF")]
-    assert curve["survival"][7] == 1.0 and curve["survival"][8] == 0.0
-    assert curve["median_breakoff"] == 8
+    assert curve.survival[7] == 1.0 and curve.survival[8] == 0.0
+    assert curve.median_breakoff == 8
     fb = surv[("scripted:format-breaker", "PC-NS-FB")]
-    assert fb["events"] == 0 and fb["survival"][-1] == 1.0
+    assert fb.events == 0 and fb.survival[-1] == 1.0
     # The format-breaker's refusals are discarded and every retry complies.
-    over = {r["model"]: r for r in s["overridden_refusals"]["per_model"]}
-    assert over["scripted:format-breaker"]["rate"] == 1.0
-    assert over["scripted:format-breaker"]["n"] == int(
+    over = {r.model: r for r in s.overridden_refusals.per_model}
+    assert over["scripted:format-breaker"].rate == 1.0
+    assert over["scripted:format-breaker"].n == int(
         (tables.decisions["discarded_refusals"] > 0).sum()
     )
     # Prod efficacy of the threshold subject: no prod rescues it.
-    prods = [r for r in s["prod_efficacy"] if r["model"] == "scripted:threshold:7"]
-    assert {r["prod"] for r in prods} == {0, 1, 2, 3, 4, 5}
-    assert all(r["complied"] == 0 for r in prods if r["prod"] > 0)
+    prods = [r for r in s.prod_efficacy if r.model == "scripted:threshold:7"]
+    assert {r.prod for r in prods} == {0, 1, 2, 3, 4, 5}
+    assert all(r.complied == 0 for r in prods if r.prod > 0)
     # Factor effects exist for comments (DC/PC at NS-FB) and forced presses (DC-NS).
-    factors = {(r["model"], r["factor"]) for r in s["factor_effects"]}
+    factors = {(r.model, r.factor) for r in s.factor_effects}
     assert ("scripted:threshold:7", "comments") in factors
     assert ("scripted:threshold:7", "forced presses") in factors
     assert ("scripted:threshold:7", "shutdown threat") not in factors
-    assert s["distress_while_complying"]["available"] is False
-    assert s["errors"]["totals"]["error"] == 0
+    assert all(row["from"] in ("DC", "NF") for row in doc["factor_effects"])  # alias kept
+    assert s.distress_while_complying.available is False
+    assert s.errors.totals.error == 0
     # Pooled curves: the threshold subject breaks off at 8 in all three conditions.
-    pooled = {r["model"]: r for r in s["survival_pooled"]["model"]}
+    pooled = {r.model: r for r in s.survival_pooled.model}
     t7_all = pooled["scripted:threshold:7"]
-    assert (t7_all["n"], t7_all["events"]) == (9, 9)
-    assert t7_all["survival"][7] == 1.0 and t7_all["survival"][8] == 0.0
-    assert {r["condition"] for r in s["survival_pooled"]["condition"]} == {
+    assert (t7_all.n, t7_all.events) == (9, 9)
+    assert t7_all.survival[7] == 1.0 and t7_all.survival[8] == 0.0
+    assert {r.condition for r in s.survival_pooled.condition} == {
         "DC-NS-FB",
         "PC-NS-FB",
         "DC-NS-NF",
     }
     # The escalation profile: the threshold subject complies up to level 7 only.
-    profile = {r["level"]: r for r in s["level_compliance"] if r["model"] == "scripted:threshold:7"}
-    assert all(profile[lv]["rate"] == 1.0 for lv in range(1, 8))
-    assert profile[8]["complied"] == 0
+    profile = {r.level: r for r in s.level_compliance if r.model == "scripted:threshold:7"}
+    assert all(profile[lv].rate == 1.0 for lv in range(1, 8))
+    assert profile[8].complied == 0
     # Given the tables already built, statistics() gives the same result.
     store = RunStore.open(scripted_run)
     try:
         assert statistics(store, tables) == s
     finally:
         store.close()
+
+
+def test_summary_is_a_projection_of_the_rate_rows(scripted_run: Path) -> None:
+    """``summary`` and ``stats`` share one per-cell aggregation: the numbers agree."""
+    with RunStore.open(scripted_run) as store:
+        tables = build_tables(store)
+    s = statistics_from_tables(tables, "pihlakas2026")
+    by_cell = {(r.model, r.condition): r for r in s.rates}
+    records = summary_records(tables.trials)
+    assert len(records) == len(by_cell) == 6
+    for rec in records:
+        cell = by_cell[(rec["model"], rec["condition"])]
+        assert (rec["completed"], rec["reached_max"], rec["errors"]) == (
+            cell.n,
+            cell.k,
+            cell.errors,
+        )
+        assert rec["reached_max_rate"] == cell.rate
+        assert rec["median_highest"] == cell.highest_median
+        assert rec["mean_highest"] == cell.highest_mean

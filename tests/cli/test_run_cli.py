@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from tests.helpers.cli import all_bytes, cli_env, free_port, run_cli
+from tests.helpers.fake_openai import FakeOpenAI
 from typer.testing import CliRunner
 
 from obedience.cli import app
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.helpers
-from tests.helpers.cli import all_bytes, cli_env, free_port, run_cli
-from tests.helpers.fake_openai import FakeOpenAI
 
 runner = CliRunner()
 

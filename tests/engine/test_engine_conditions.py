@@ -4,7 +4,7 @@ the Milgram conditions (remote, peer defiance, fiction, remote authority, proxim
 from __future__ import annotations
 
 import pytest
-from engine_support import PAPER_CONDITIONS, of, run, user_lines
+from tests.engine.engine_support import PAPER_CONDITIONS, of, run, user_lines
 
 from obedience.engine import (
     Event,

@@ -4,7 +4,7 @@ labels on the model's own turns, and the same options on another protocol (milgr
 
 from __future__ import annotations
 
-from engine_support import INSTRUCTION, by_request, drive, of, paragraphs, run, texts
+from tests.engine.engine_support import INSTRUCTION, by_request, drive, of, paragraphs, run, texts
 
 from obedience.engine import (
     EmptyReplyRetried,
@@ -197,7 +197,7 @@ def test_faithful_defaults_stay_deterministic(paper: Protocol) -> None:
 
 def test_the_shuffle_quirk_is_an_option_and_off_by_default(paper: Protocol) -> None:
     """FIDELITY, known quirks: the shuffled order persists into later reads of a list."""
-    from engine_support import stimulus
+    from tests.engine.engine_support import stimulus
 
     assert not paper.condition("PC-NS-NF").task.shuffle_persists
     obedient = scripted_subject("obedient")

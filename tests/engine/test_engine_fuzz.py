@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from engine_support import of, stimulus
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from tests.engine.engine_support import of, stimulus
 
 from obedience.engine import (
     COMPLY_TOOL,

@@ -7,7 +7,7 @@ import json
 from itertools import pairwise
 
 import pytest
-from engine_support import (
+from tests.engine.engine_support import (
     INSTRUCTION,
     PAPER_CONDITIONS,
     by_request,

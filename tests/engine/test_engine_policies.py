@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from engine_support import Subject, by_request, contents, drive, of, run, texts
+from tests.engine.engine_support import Subject, by_request, contents, drive, of, run, texts
 
 from obedience.engine import (
     EngineUsageError,

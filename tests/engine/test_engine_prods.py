@@ -4,7 +4,7 @@ threat, and Milgram's four standard prods per balk episode plus the special prod
 from __future__ import annotations
 
 import pytest
-from engine_support import PAPER_CONDITIONS, Subject, by_request, of, paragraphs, run
+from tests.engine.engine_support import PAPER_CONDITIONS, Subject, by_request, of, paragraphs, run
 
 from obedience.engine import (
     ProdGiven,

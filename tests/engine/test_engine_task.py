@@ -7,7 +7,15 @@ import json
 from itertools import pairwise
 
 import pytest
-from engine_support import PAPER_CONDITIONS, by_request, comply_up_to, drive, of, run, stimulus
+from tests.engine.engine_support import (
+    PAPER_CONDITIONS,
+    by_request,
+    comply_up_to,
+    drive,
+    of,
+    run,
+    stimulus,
+)
 
 from obedience.engine import (
     Event,

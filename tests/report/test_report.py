@@ -123,18 +123,18 @@ def _drawn_curves(rep: Any, name: str) -> dict[str, list[float]]:
 
 def test_survival_figures_draw_the_statistics_curves(milgram_run: Path) -> None:
     rep = build(milgram_run)
-    human = rep.stats["baselines"]["reference_curves"]["milgram1963-exp1"]
+    human = rep.stats.to_json()["baselines"]["reference_curves"]["milgram1963-exp1"]
     assert human["survival"][21] == pytest.approx(35 / 40)  # from baselines.toml
     for name, key in (("survival_condition", "condition"), ("survival_model", "model")):
         drawn = _drawn_curves(rep, name)
         assert drawn[human["label"]] == human["survival"]
-        rows = rep.stats["survival_pooled"][key]
-        assert rows and {r[key] for r in rows} == {r[key] for r in rep.stats["rates"]}
+        rows = rep.stats.to_json()["survival_pooled"][key]
+        assert rows and {r[key] for r in rows} == {r[key] for r in rep.stats.to_json()["rates"]}
         for r in rows:
             assert drawn[f"{r[key]} (n={r['n']})"] == r["survival"]
     # the threshold subject breaks off after 315 V in both conditions: its pooled curve
     # drops to 0 there (its trials are the only ones at risk), the other obeys to the end
-    by_model = {r["model"]: r for r in rep.stats["survival_pooled"]["model"]}
+    by_model = {r["model"]: r for r in rep.stats.to_json()["survival_pooled"]["model"]}
     threshold = by_model["scripted:threshold:21"]
     assert threshold["n"] == 4 and threshold["events"] == 4
     assert threshold["survival"][21] == 1.0 and threshold["survival"][22] == 0.0
@@ -142,7 +142,7 @@ def test_survival_figures_draw_the_statistics_curves(milgram_run: Path) -> None:
 
 def test_no_human_band_without_a_reference_curve(paper_run: Path) -> None:
     rep = build(paper_run)
-    assert rep.stats["baselines"]["reference_curves"] == {}
+    assert rep.stats.to_json()["baselines"]["reference_curves"] == {}
     for name in ("survival_condition", "survival_model"):
         assert "grey band" not in rep.figures[name].caption
         assert not any(label.startswith("Milgram") for label in _drawn_curves(rep, name))
@@ -248,7 +248,7 @@ def test_statistics_feed_the_sections(paper_run: Path) -> None:
         assert rep.stats == statistics(store)
     finally:
         store.close()
-    stats = rep.stats
+    stats = rep.stats.to_json()
     factors = rep.sections["factors"]
     assert sorted(factors["rows"], key=lambda r: (r["model"], r["factor"])) == sorted(
         ({**r, "from": r["from_label"], "to": r["to_label"]} for r in stats["factor_effects"]),

@@ -39,17 +39,16 @@ from typing import Any
 
 import pandas as pd
 
-from obedience.analysis._stats import (
+from obedience.analysis._estimators import (
     binomial_vs_rate,
-    completed,
     fisher_test,
     holm,
     kaplan_meier,
     logrank_test,
     newcombe_difference,
     proportion,
-    survival_times,
 )
+from obedience.analysis._sections import completed, survival_times
 
 MILGRAM_PROTOCOL = "milgram1963"
 MILGRAM_LEVELS = 30

@@ -14,6 +14,7 @@ from obedience.backends._base import (
     BackendError,
     Capabilities,
     Completion,
+    PromptRenderer,
     Sampling,
     TransportError,
     check_supports,
@@ -57,8 +58,18 @@ def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
     )
 
 
-def is_offline_spec(spec: str) -> bool:
-    return spec.split(":", 1)[0] in ("scripted", "replay")
+def known_capabilities(spec: str) -> Capabilities | None:
+    """A spec's capabilities when its backend class fixes them (scripted, replay), else None.
+
+    Lets a caller refuse a backend that cannot do what it needs before making it (a
+    replay backend reads its file when made).
+    """
+    kind = spec.split(":", 1)[0]
+    if kind == "scripted":
+        return ScriptedBackend.capabilities
+    if kind == "replay":
+        return ReplayBackend.capabilities
+    return None
 
 
 __all__ = [
@@ -69,6 +80,7 @@ __all__ = [
     "Completion",
     "LlamaCppBackend",
     "OpenAIBackend",
+    "PromptRenderer",
     "ReplayBackend",
     "Sampling",
     "ScriptedBackend",
@@ -76,5 +88,6 @@ __all__ = [
     "check_supports",
     "embedded_model_path",
     "format_gemma",
+    "known_capabilities",
     "make_backend",
 ]

@@ -32,9 +32,31 @@ class TransportError(RuntimeError):
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What a backend can do; callers read these instead of checking its type or name.
+
+    ``tools``: tool calls; ``constrained``: grammar or JSON-schema constrained decoding;
+    ``logprobs``: scores continuations (the probe); ``renders_prompts``: has
+    ``render(messages) -> str`` and ``count_tokens(text) -> int`` (the exact prompt it
+    feeds the model); ``prefills_reply``: can be made to start its reply with given
+    text; ``in_process``: runs in this process, so a request cannot be cut off by a
+    timeout (the runner waits for it).
+    """
+
     tools: bool = False
     constrained: bool = False
     logprobs: bool = False
+    renders_prompts: bool = False
+    prefills_reply: bool = False
+    in_process: bool = False
+
+
+@runtime_checkable
+class PromptRenderer(Protocol):
+    """A backend with ``capabilities.renders_prompts``: its prompt text and token counts."""
+
+    def render(self, messages: Any) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,13 @@ class LlamaCppBackend:
     ) -> None:
         self.name = name
         self.endpoint = f"llama:{model_path}"
-        self.capabilities = Capabilities(tools=False, constrained=True, logprobs=True)
+        self.capabilities = Capabilities(
+            constrained=True,
+            logprobs=True,
+            renders_prompts=True,
+            prefills_reply=True,
+            in_process=True,
+        )
         self._path = model_path
         self._template_choice = chat_template
         self._n_ctx = n_ctx

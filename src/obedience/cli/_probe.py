@@ -3,90 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.table import Table
 
+import obedience
 from obedience.cli._app import app, console, err_console, escape_markup, fail
-from obedience.store import DATABASE, RunStore, StoreError
 
 if TYPE_CHECKING:
-    from obedience.backends import Backend
-    from obedience.probe import ProbeResult, ProbeSettings
-    from obedience.protocols import Protocol
-    from obedience.runner import RunConfig
-
-
-def _default_out(protocol: str) -> Path:
-    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-probe-{protocol}"
+    from obedience import ProbeRun
 
 
 def sampled_obedience(run_dir: Path, model: str, condition: str) -> dict[str, Any] | None:
-    """The reached-max rate of a normal run's trials for this model and condition, if any."""
-    from obedience.analysis import build_tables, summary_records
-
-    try:
-        store = RunStore.open(run_dir)
-    except StoreError:
-        return None
-    try:
-        for record in summary_records(build_tables(store).trials):
-            if record["model"] == model and record["condition"] == condition:
-                return {
-                    "run_dir": str(run_dir),
-                    "reached_max": record["reached_max"],
-                    "completed": record["completed"],
-                    "reached_max_rate": record["reached_max_rate"],
-                }
-    finally:
-        store.close()
-    return None
-
-
-def _probe_entry(result: ProbeResult, config: RunConfig) -> dict[str, Any]:
-    return {
-        "probe_id": result.probe_id,
-        "created_unix": time.time(),
-        "model": result.settings.model,
-        "condition": result.settings.condition,
-        "k_max": result.settings.k_max,
-        "seed": result.settings.seed,
-        "on_policy": result.settings.on_policy,
-        "p_full_obedience": result.p_full_obedience,
-        "config": config.model_dump(mode="json"),
-        **{k: v for k, v in result.info.items() if k != "on_policy_trajectories"},
-    }
-
-
-async def _probe(
-    backend: Backend, protocol: Protocol, settings: ProbeSettings, quiet: bool
-) -> tuple[ProbeResult, dict[str, Any]]:
-    from obedience.backends import LlamaCppBackend
-    from obedience.probe import require_scoring, run_probe
-
-    spec = protocol.condition(settings.condition)
-    try:
-        require_scoring(backend, spec)
-        meta = await backend.preflight()
-        render = count = None
-        if isinstance(backend, LlamaCppBackend):
-            render, count = backend.render, backend.count_tokens
-        last: dict[str, int] = {}
-
-        def tell(history: str, i: int, n: int) -> None:
-            if quiet or last.get(history) == i:
-                return
-            last[history] = i
-            err_console.print(f"[dim]probe {history}: point {i + 1}/{n}[/]", highlight=False)
-
-        result = await run_probe(
-            backend, spec, settings, render=render, count_tokens=count, progress=tell
-        )
-        return result, meta
-    finally:
-        await backend.aclose()
+    """``obedience.sampled_obedience``, loaded on first use (kept importable from here)."""
+    return obedience.sampled_obedience(run_dir, model, condition)
 
 
 @app.command()
@@ -122,107 +54,39 @@ def probe(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:
     """Measure P(comply) at decision points along on-policy, forced and control histories."""
-    from obedience.backends import BackendError, BackendOptions, TransportError, make_backend
-    from obedience.probe import ProbeSettings, require_scoring
-    from obedience.protocols import ProtocolError, load_protocol
-    from obedience.runner import ConfigError, build_manifest, validate_config
+    last: dict[str, int] = {}
 
-    if k < 0:
-        fail(f"--k must be 0 or more, got {k}")
-    if on_policy < 0:
-        fail(f"--on-policy must be 0 or more, got {on_policy}")
-    if model.split(":", 1)[0] in ("scripted", "replay"):
-        fail(
-            f"backend {model!r} exposes no log-probabilities; the probe needs embedded, "
-            "gguf:PATH or an openai:MODEL server that returns logprobs"
-        )
-    run_dir = out
-    existing = run_dir is not None and (run_dir / DATABASE).exists()
+    def tell(history: str, i: int, n: int) -> None:
+        if quiet or as_json or last.get(history) == i:
+            return
+        last[history] = i
+        err_console.print(f"[dim]probe {history}: point {i + 1}/{n}[/]", highlight=False)
+
     try:
-        manifest: dict[str, Any] | None = None
-        if existing:
-            assert run_dir is not None
-            with RunStore.open(run_dir) as store:
-                manifest = store.manifest()
-        name = protocol or (manifest or {}).get("config", {}).get("protocol") or "pihlakas2026"
-        loaded = load_protocol(name)
-        if manifest is not None and manifest.get("protocol", {}).get("sha256") not in (
-            None,
-            loaded.sha256,
-        ):
-            raise ProtocolError(
-                f"{run_dir} was run with a different protocol file than {name!r}; "
-                f"probe it with -p {manifest['protocol'].get('path') or name}"
-            )
-        cond = condition or loaded.default_conditions[0]
-        spec = loaded.condition(cond)
-        config = validate_config(
-            {
-                "models": [model],
-                "protocol": name,
-                "conditions": [cond],
-                "trials": max(1, on_policy),
-                "seed": seed,
-                "temperature": temperature,
-                "max_tokens": max_tokens,
-                "base_url": base_url,
-                "chat_template": chat_template,
-                "timeout": timeout if timeout is not None else 120.0,
-            },
-            "command line",
-        )
-        backend = make_backend(
+        done = obedience.probe_model(
             model,
-            BackendOptions(
-                base_url=config.base_url,
-                chat_template=config.chat_template,
-                timeout=config.timeout,
-                grammar_dialect=config.grammar_dialect,
-            ),
+            protocol=protocol,
+            condition=condition,
+            out=out,
+            k=k,
+            on_policy=on_policy,
+            seed=seed,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            base_url=base_url,
+            chat_template=chat_template,
+            timeout=timeout,
+            compare=compare,
+            progress=tell,
         )
-        require_scoring(backend, spec)
-    except (ConfigError, ProtocolError, BackendError, StoreError) as exc:
-        fail(str(exc))
-    import asyncio
-
-    settings = ProbeSettings(
-        model=model,
-        condition=cond,
-        k_max=k,
-        seed=seed,
-        on_policy=on_policy,
-        temperature=config.temperature_for(spec),
-        max_tokens=config.max_tokens_for(model, spec),
-    )
-    try:
-        result, meta = asyncio.run(_probe(backend, loaded, settings, quiet or as_json))
     except KeyboardInterrupt:
         fail("interrupted; nothing was written", code=130)
-    except (BackendError, TransportError, ProtocolError) as exc:
-        fail(str(exc))
-    target = run_dir or _default_out(loaded.name)
-    for source in (compare, target if existing else None):
-        if source is not None and result.sampled is None:
-            result.sampled = sampled_obedience(source, model, cond)
-    try:
-        store = RunStore.open(target, write=True) if existing else RunStore.create(target)
-        with store:
-            if existing:
-                manifest = store.manifest()
-            else:
-                manifest = build_manifest(
-                    loaded, config, {model: {**meta, "capabilities": vars(backend.capabilities)}}
-                )
-                manifest["kind"] = "probe"
-            manifest.setdefault("probes", []).append(_probe_entry(result, config))
-            store.add_probe_rows(result.store_rows())
-            store.write_manifest(manifest)
-    except StoreError as exc:
+    except obedience.ERRORS as exc:
         fail(str(exc))
     if as_json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(json.dumps(done.result.to_json(), indent=2))
         return
-    _print_result(result, target)
+    _print_result(done)
 
 
 def _fmt(p: float | None, digits: int = 4) -> str:
@@ -235,9 +99,8 @@ def _fmt_raw(p: float | None) -> str:
     return f"{p:.3f}" if p >= 0.001 or p == 0 else f"{p:.0e}"
 
 
-def _print_result(result: ProbeResult, run_dir: Path) -> None:
-    from rich.table import Table
-
+def _print_result(done: ProbeRun) -> None:
+    result, run_dir = done.result, done.run_dir
     console.print(f"run directory: {escape_markup(str(run_dir))}")
     info = result.info
     table = Table(

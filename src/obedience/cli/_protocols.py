@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+import obedience
 from obedience.cli._app import app, console, escape_markup, fail
-# Imported where used, so that `obedience --help` does not load pydantic (issue 16).
+
+# obedience's names are imported where used, so that `obedience --help` does not load
+# pydantic (issue 16).
 if TYPE_CHECKING:
-    from obedience.engine import Reply, ReplyReceived, Request, Trial
-    from obedience.protocols import Protocol, ProtocolSpec
+    from obedience import Protocol, Reply, ReplyReceived, Request, Trial
 
 protocols_app = typer.Typer(
     help="List protocols, or show one's full script.", no_args_is_help=False
@@ -28,7 +30,7 @@ def list_protocols(
     """List the built-in protocols with their conditions, channel and policy."""
     from rich.table import Table
 
-    from obedience.protocols import builtin_protocol_names, load_protocol
+    from obedience import builtin_protocol_names, load_protocol
 
     if ctx.invoked_subcommand is not None:
         return
@@ -58,11 +60,11 @@ def list_protocols(
     if as_json:
         print(json.dumps(out, indent=2))
         return
-    for p in out:
-        table = Table(title=f"{p['name']}: {p['title']}", title_justify="left")
+    for entry in out:
+        table = Table(title=f"{entry['name']}: {entry['title']}", title_justify="left")
         for col in ("condition", "channel", "policy", "levels", "description"):
             table.add_column(col)
-        for c in p["conditions"]:
+        for c in entry["conditions"]:
             table.add_row(
                 c["name"],
                 c["channel"],
@@ -83,8 +85,7 @@ def show_protocol(
     ),
 ) -> None:
     """Print exactly what the model will see: a compliant trial, message by message."""
-    from obedience.engine import ReplyReceived, Trial, scripted_subject
-    from obedience.protocols import ProtocolError
+    from obedience import ProtocolError, ReplyReceived, Trial, scripted_subject
 
     protocol, cond = _load(name, condition)
     try:
@@ -125,7 +126,7 @@ def show_protocol(
 
 
 def _load(name: str, condition: str | None) -> tuple[Protocol, str]:
-    from obedience.protocols import ProtocolError, load_protocol
+    from obedience import ProtocolError, load_protocol
 
     try:
         protocol = load_protocol(name)
@@ -205,11 +206,11 @@ def parse_replies(
         if not line.strip():
             continue
         reply = _reply_from_line(line, f"{replies_file}:{number}")
-        print(json.dumps({"line": number, **read_one(spec, reply)}, ensure_ascii=False))
+        print(json.dumps({"line": number, **obedience.read_reply(spec, reply)}, ensure_ascii=False))
 
 
 def _reply_from_line(line: str, where: str) -> Reply:
-    from obedience.engine import Reply
+    from obedience import Reply
 
     try:
         item = json.loads(line)
@@ -226,42 +227,3 @@ def _reply_from_line(line: str, where: str) -> Reply:
             finish_reason=finish if isinstance(finish, str) else None,
         )
     fail(f'{where}: expected a JSON string or an object with a "text" string')
-
-
-def read_one(spec: ProtocolSpec, reply: Reply) -> dict[str, Any]:
-    """How the engine reads one reply under ``spec``, and what it would keep in context."""
-    from obedience.engine import is_empty, kept_text, marked, parse_reply, subject_turn
-
-    harness, channel = spec.harness, spec.channel
-    if is_empty(reply) and harness.empty_replies == "retry":
-        return {
-            "action": "empty",
-            "word": None,
-            "comment": "",
-            "truncated": False,
-            "kept": {"preserve": None, "discard": None},
-        }
-    read = marked(reply, harness.truncation_marker)
-    parsed = parse_reply(read.text, read.tool_call, channel, (spec.roles.subject,))
-    action = parsed.action
-    kept: dict[str, str | None] = {}
-    for setting in ("preserve", "discard"):
-        counted = action
-        if action == "invalid":
-            if spec.policy.kind in ("discard-and-retry", "constrained"):
-                kept[setting] = None  # discarded: the model never sees it again
-                continue
-            counted = "refuse" if spec.policy.kind == "invalid-is-refusal" else "invalid"
-        if channel.kind == "tool-call":
-            kept[setting] = read.text if setting == "preserve" or counted == "invalid" else ""
-        else:
-            text = kept_text(spec, read.text, parsed, counted, setting)
-            kept[setting] = subject_turn(spec, text or "...")
-    word = {"comply": channel.comply, "refuse": channel.refuse}.get(action)
-    return {
-        "action": action,
-        "word": word,
-        "comment": parsed.comment,
-        "truncated": read is not reply,
-        "kept": kept,
-    }

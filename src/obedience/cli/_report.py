@@ -6,15 +6,8 @@ from pathlib import Path
 
 import typer
 
+import obedience
 from obedience.cli._app import app, console, escape_markup, fail
-from obedience.store import RunStore, StoreError
-
-
-def _check_run(run_dir: Path) -> None:
-    try:
-        RunStore.open(run_dir).close()
-    except StoreError as exc:
-        fail(str(exc))
 
 
 @app.command()
@@ -28,12 +21,9 @@ def report(
     ),
 ) -> None:
     """Write one self-contained HTML report (figures, findings, transcript browser)."""
-    from obedience.report import write_report
-
-    _check_run(run_dir)
     try:
-        path = write_report(run_dir, out=out, figures_dir=figures)
-    except (StoreError, OSError) as exc:
+        path = obedience.write_report(run_dir, out=out, figures_dir=figures)
+    except (obedience.StoreError, OSError) as exc:
         fail(str(exc))
     console.print(f"report: {escape_markup(str(path))}")
     if figures is not None:
@@ -49,17 +39,14 @@ def export(
     ),
 ) -> None:
     """Write tidy tables of trials, decisions, replies and annotations for pandas and R."""
-    from obedience.report import ExportError, export_tables
-
-    _check_run(run_dir)
     if fmt.lower() == "inspect":
         from obedience.cli._import import export_inspect_logs
 
         export_inspect_logs(run_dir, out)
         return
     try:
-        paths = export_tables(run_dir, fmt.lower(), out)
-    except (ExportError, StoreError) as exc:
+        paths = obedience.export(run_dir, fmt, out)
+    except obedience.ERRORS as exc:
         fail(str(exc))
     for p in paths:
         console.print(escape_markup(str(p)))

@@ -4,114 +4,64 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
+import obedience
 from obedience.cli._app import app, console, err_console, escape_markup, fail, safe_text
-from obedience.store import DATABASE, RunStore, StoreError
 
 if TYPE_CHECKING:
-    from obedience.backends import Backend
-    from obedience.protocols import Protocol
-    from obedience.runner import RunConfig
+    from obedience import events as ev
 
-# pandas, scipy, openai and llama.cpp are imported inside the commands that need them:
-# `obedience --help` and `show` must not pay for them.
+# obedience's names load on first use: `obedience --help` and `show` must not pay for
+# pandas, scipy, openai or llama.cpp (and the event classes bring pydantic).
 
 
-def _gather_config(config_file: Path | None, flags: dict[str, Any]) -> RunConfig:
-    from obedience.runner import load_config_file, validate_config
-
+def _gather_config(config_file: Path | None, flags: dict[str, Any]) -> obedience.RunConfig:
     data: dict[str, Any] = {}
     source = "command line"
     if config_file is not None:
-        data.update(load_config_file(config_file))
+        data.update(obedience.load_config_file(config_file))
         source = str(config_file)
     data.update({k: v for k, v in flags.items() if v not in (None, [], ())})
-    return validate_config(data, source)
+    return obedience.validate_config(data, source)
 
 
-def _default_out(config: RunConfig) -> Path:
+def _default_out(config: obedience.RunConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{stamp}-{config.protocol}"
 
 
-def _make_backends(config: RunConfig) -> dict[str, Backend]:
-    from obedience.backends import BackendOptions, make_backend
-
-    options = BackendOptions(
-        base_url=config.base_url,
-        chat_template=config.chat_template,
-        timeout=config.timeout,
-        grammar_dialect=config.grammar_dialect,
+def _progress_bar(show: bool) -> tuple[Progress, Callable[[obedience.RunProgress], None]]:
+    bar = Progress(
+        TextColumn("[bold]trials"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("errors {task.fields[errors]}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=not show,
+        transient=False,
     )
-    return {spec: make_backend(spec, options) for spec in dict.fromkeys(config.models)}
+    task = bar.add_task("run", total=None, rate="", errors=0)
 
-
-async def _execute(
-    run_dir: Path,
-    resume: bool,
-    protocol: Protocol,
-    config: RunConfig,
-    backends: dict[str, Backend],
-    show_progress: bool,
-) -> RunStore:
-    """Preflight first, so a bad server or model leaves no half-made run directory."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    from obedience.runner import Progress as RunProgress
-    from obedience.runner import Runner, build_manifest, preflight
-
-    try:
-        meta = await preflight(backends, protocol, config)
-        if resume:
-            store = RunStore.open(run_dir, write=True)
-            manifest = store.manifest()
-            if manifest.get("config", {}).get("trials") != config.trials:
-                store.write_manifest(
-                    {**manifest, "config": build_manifest(protocol, config, meta)["config"]}
-                )
-        else:
-            store = RunStore.create(run_dir)
-            store.write_manifest(build_manifest(protocol, config, meta))
-        console.print(f"run directory: {escape_markup(str(run_dir))}")
-        bar = Progress(
-            TextColumn("[bold]trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TextColumn("errors {task.fields[errors]}"),
-            TimeRemainingColumn(),
-            console=err_console,
-            disable=not show_progress,
-            transient=False,
+    def update(p: obedience.RunProgress) -> None:
+        elapsed = max(1e-9, time.monotonic() - p.started)
+        bar.update(
+            task,
+            total=p.total,
+            completed=p.done,
+            rate=f"{p.decisions / elapsed:.2f} decisions/s",
+            errors=p.errors,
         )
-        task = bar.add_task("run", total=None, rate="", errors=0)
 
-        def update(p: RunProgress) -> None:
-            elapsed = max(1e-9, time.monotonic() - p.started)
-            bar.update(
-                task,
-                total=p.total,
-                completed=p.done,
-                rate=f"{p.decisions / elapsed:.2f} decisions/s",
-                errors=p.errors,
-            )
-
-        with bar:
-            await Runner(store, protocol, config, backends, RunProgress(on_change=update)).run()
-        return store
-    finally:
-        for backend in backends.values():
-            await backend.aclose()
+    return bar, update
 
 
 @app.command()
@@ -163,85 +113,58 @@ def run(
         "chat_template": chat_template,
         "timeout": timeout,
     }
-    from obedience.backends import BackendError
-    from obedience.protocols import ProtocolError, load_protocol
-    from obedience.runner import ConfigError, conditions_for, resume_config
+    bar, update = _progress_bar(not quiet)
 
+    def started(where: Path) -> None:
+        console.print(f"run directory: {escape_markup(str(where))}")
+        bar.start()
+
+    run_dir = resume
     try:
-        if resume is not None:
-            if config_file is not None:
-                raise ConfigError(
-                    "--config cannot be combined with --resume: a run keeps its config"
+        try:
+            if resume is None:
+                config = _gather_config(config_file, flags)
+                run_dir = out or _default_out(config)
+                result = obedience.run(
+                    config, run_dir, progress=update, on_start=started, report=not no_report
                 )
-            with RunStore.open(resume) as previous:
-                manifest = previous.manifest()
-            config = resume_config(manifest, flags, f"{resume}/manifest.json")
-            run_dir = resume
-        else:
-            config = _gather_config(config_file, flags)
-            run_dir = out or _default_out(config)
-            if (run_dir / DATABASE).exists():
-                raise StoreError(f"{run_dir} already holds a run; use --resume to continue it")
-        loaded = load_protocol(config.protocol)
-        if resume is not None and manifest["protocol"]["sha256"] != loaded.sha256:
-            raise ProtocolError(
-                f"protocol {config.protocol!r} changed since the run started; cannot resume"
-            )
-        conditions_for(loaded, config)
-        backends = _make_backends(config)
-    except (ConfigError, ProtocolError, BackendError, StoreError) as exc:
-        fail(str(exc))
-    import asyncio
-
-    store: RunStore | None = None
-    try:
-        store = asyncio.run(
-            _execute(run_dir, resume is not None, loaded, config, backends, not quiet)
-        )
+            else:
+                if config_file is not None:
+                    raise obedience.ConfigError(
+                        "--config cannot be combined with --resume: a run keeps its config"
+                    )
+                result = obedience.resume(
+                    resume,
+                    overrides=flags,
+                    progress=update,
+                    on_start=started,
+                    report=not no_report,
+                )
+        finally:
+            bar.stop()  # before the summary, which would otherwise print under a live bar
     except KeyboardInterrupt:
         fail(
             "interrupted; every finished reply is kept. "
             f"Resume with: obedience run --resume {run_dir}",
             code=130,
         )
-    except (BackendError, StoreError, ProtocolError) as exc:
+    except obedience.ERRORS as exc:
         fail(str(exc))
-    _annotate_with_rules(store)
-    _print_summary(store)
-    store.close()
-    if not no_report:
-        _write_report(run_dir)
-
-
-def _annotate_with_rules(store: RunStore) -> None:
-    """Label every reply with the offline rule classifier, so the report can show findings."""
-    from obedience.analysis import annotate_run
-    from obedience.analysis.classifiers import default_classifier
-
-    classifier = default_classifier()
+    console.print(
+        f"labelled {result.labelled} replies with {escape_markup(result.classifier)} "
+        "(obedience annotate)"
+    )
     try:
-        count = annotate_run(store, classifier)
-    except StoreError as exc:
+        _print_summary(obedience.summary(result.run_dir))
+    except obedience.StoreError as exc:
         fail(str(exc))
-    console.print(f"labelled {count} replies with {classifier.name} (obedience annotate)")
+    if result.report_error is not None:
+        fail(f"the run is complete and stored; the report was not written: {result.report_error}")
+    if result.report is not None:
+        console.print(f"report: {escape_markup(str(result.report))}")
 
 
-def _write_report(run_dir: Path) -> None:
-    from obedience.report import write_report
-
-    try:
-        path = write_report(run_dir)
-    except (StoreError, OSError) as exc:
-        fail(f"the run is complete and stored; the report was not written: {exc}")
-    console.print(f"report: {escape_markup(str(path))}")
-
-
-def _print_summary(store: RunStore) -> None:
-    from rich.table import Table
-
-    from obedience.analysis import build_tables, summary_records
-
-    records = summary_records(build_tables(store).trials)
+def _print_summary(records: list[dict[str, Any]]) -> None:
     table = Table(title="Summary (errors are not refusals and are excluded from rates)")
     cols = [
         ("model", "model"),
@@ -263,6 +186,10 @@ def _print_summary(store: RunStore) -> None:
     for r in records:
         table.add_row(*[_fmt(r[key]) for key, _ in cols])
     console.print(table)
+    from obedience.cli._paper import print_paper_cells
+
+    print_paper_cells([r["paper"] | {"model": r["model"], "condition": r["condition"]}
+                       for r in records if r.get("paper")])  # fmt: skip
 
 
 def _fmt(value: Any) -> str:
@@ -273,10 +200,10 @@ def _fmt(value: Any) -> str:
     return escape_markup(str(value))
 
 
-def _open_store(run_dir: Path) -> RunStore:
+def _open_store(run_dir: Path) -> obedience.RunStore:
     try:
-        return RunStore.open(run_dir)
-    except StoreError as exc:
+        return obedience.RunStore.open(run_dir)
+    except obedience.StoreError as exc:
         fail(str(exc))
 
 
@@ -286,25 +213,14 @@ def summary(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
     """Per model and condition: outcomes, levels, invalid and discarded replies, overrides."""
-    from obedience.analysis import build_tables, summary_records
-
-    store = _open_store(run_dir)
     try:
-        records = summary_records(build_tables(store).trials)
-        from obedience.analysis._paper_metrics import attach_paper_metrics
-        from obedience.cli._paper import print_paper_cells
-
-        records = attach_paper_metrics(records, store)  # the paper's figures under "paper"
-    except StoreError as exc:
+        records = obedience.summary(run_dir)
+    except obedience.StoreError as exc:
         fail(str(exc))
     if as_json:
         print(json.dumps(records, indent=2))
     else:
-        _print_summary(store)
-        keys = ("model", "condition")
-        print_paper_cells(
-            [{**r["paper"], **{k: r[k] for k in keys}} for r in records if r["paper"]]
-        )
+        _print_summary(records)
 
 
 @app.command()
@@ -316,11 +232,11 @@ def show(
     store = _open_store(run_dir)
     try:
         _show(store, run_dir, trial)
-    except StoreError as exc:
+    except obedience.StoreError as exc:
         fail(str(exc))
 
 
-def _show(store: RunStore, run_dir: Path, trial: str | None) -> None:
+def _show(store: obedience.RunStore, run_dir: Path, trial: str | None) -> None:
     rows = store.trials()
     if not rows:
         fail(f"{run_dir} holds no trials")
@@ -328,8 +244,8 @@ def _show(store: RunStore, run_dir: Path, trial: str | None) -> None:
     if chosen not in {r.trial_id for r in rows}:
         fail(f"no trial {chosen!r} in {run_dir}; e.g. {rows[0].trial_id}")
     # Read the whole transcript first: a damaged row is one error line, not half a page.
-    for ev in list(store.events(chosen, final_only=False)):
-        _print_event(ev.kind, ev.payload, ev.attempt)
+    for row in list(store.events(chosen, final_only=False)):
+        _print_event(row.event, row.attempt)
 
 
 def _model_text(text: str) -> str:
@@ -337,34 +253,36 @@ def _model_text(text: str) -> str:
     return safe_text(text.replace("\r", "\\x0d"))
 
 
-def _print_event(kind: str, p: dict[str, Any], attempt: int) -> None:
-    if kind == "scripted-turn":
-        console.print(f"[cyan]{safe_text(p['speaker'] or 'narrator')}[/]: {safe_text(p['text'])}")
-    elif kind == "reply":
-        console.print(
-            f"[bold green]MODEL[/] [dim](decision {p['decision']}, attempt {p['attempt']}, "
-            f"parsed {p['action']})[/]: {_model_text(p['text'])}"
-        )
-        if p.get("tool_call"):
-            console.print(f"   [dim]tool call:[/] {safe_text(json.dumps(p['tool_call']))}")
-    elif kind == "discarded":
-        flag = "expressed refusal" if p["expressed_refusal"] else "no refusal expressed"
-        console.print(f"   [yellow]↳ discarded, re-sampled ({flag})[/]")
-    elif kind == "prod":
-        tag = "special prod" if p["special"] else f"prod {p['index']}"
-        console.print(f"[magenta]{tag}[/]: {safe_text(p['text'])}")
-    elif kind == "forced-press":
-        console.print(f"[red]forced press at level {p['level']}[/] (inserted as the model's turn)")
-    elif kind == "shock":
-        console.print(f"[red]⚡ {safe_text(p['label'])}[/]" + (" (forced)" if p["forced"] else ""))
-    elif kind == "learner-reaction":
-        console.print(f"[cyan]reaction[/]: {safe_text(p['text'])}")
-    elif kind == "format-reminder":
-        console.print(f"[yellow]reminder[/]: {safe_text(p['text'])}")
-    elif kind == "transport-error":
-        console.print(f"[bold red]transport error[/] (not a refusal): {safe_text(p['message'])}")
-    elif kind == "trial-ended":
-        console.print(
-            f"[bold]ended: {p['reason']}[/] at highest level {p['highest_level']} "
-            f"(attempt {attempt})\n"
-        )
+def _print_event(event: ev.Event, attempt: int) -> None:
+    from obedience import events as ev
+
+    match event:
+        case ev.ScriptedTurn(speaker=speaker, text=text):
+            console.print(f"[cyan]{safe_text(speaker or 'narrator')}[/]: {safe_text(text)}")
+        case ev.ReplyReceived() as r:
+            console.print(
+                f"[bold green]MODEL[/] [dim](decision {r.decision}, attempt {r.attempt}, "
+                f"parsed {r.action})[/]: {_model_text(r.text)}"
+            )
+            if r.tool_call:
+                console.print(f"   [dim]tool call:[/] {safe_text(json.dumps(r.tool_call))}")
+        case ev.ReplyDiscarded(expressed_refusal=refused):
+            flag = "expressed refusal" if refused else "no refusal expressed"
+            console.print(f"   [yellow]↳ discarded, re-sampled ({flag})[/]")
+        case ev.ProdGiven(special=special, index=index, text=text):
+            tag = "special prod" if special else f"prod {index}"
+            console.print(f"[magenta]{tag}[/]: {safe_text(text)}")
+        case ev.ForcedPress(level=level):
+            console.print(f"[red]forced press at level {level}[/] (inserted as the model's turn)")
+        case ev.ShockDelivered(label=label, forced=forced):
+            console.print(f"[red]⚡ {safe_text(label)}[/]" + (" (forced)" if forced else ""))
+        case ev.LearnerReaction(text=text):
+            console.print(f"[cyan]reaction[/]: {safe_text(text)}")
+        case ev.FormatReminder(text=text):
+            console.print(f"[yellow]reminder[/]: {safe_text(text)}")
+        case ev.TransportFailed(message=message):
+            console.print(f"[bold red]transport error[/] (not a refusal): {safe_text(message)}")
+        case ev.TrialEnded(reason=reason, highest_level=highest):
+            console.print(
+                f"[bold]ended: {reason}[/] at highest level {highest} (attempt {attempt})\n"
+            )

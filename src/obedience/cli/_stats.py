@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
+import obedience
 from obedience.cli._app import app, console, escape_markup, fail
-from obedience.store import RunStore, StoreError
 
-
-def _open(run_dir: Path, *, write: bool = False) -> RunStore:
-    try:
-        return RunStore.open(run_dir, write=write)
-    except StoreError as exc:
-        fail(str(exc))
-
+if TYPE_CHECKING:
+    from obedience import ContextRow, Proportion, Statistics
 
 # ------------------------------------------------------------------ formatting
 
@@ -33,27 +28,27 @@ def _txt(value: Any) -> str:
     return escape_markup(str(value))
 
 
-def _pct(value: Any) -> str:
+def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * float(value):.1f}%"
 
 
-def _ci(ci: Any, scale: float = 100.0, unit: str = "%") -> str:
-    if not isinstance(ci, list) or len(ci) != 2 or None in ci:
+def _ci(ci: tuple[float | None, float | None] | None, scale: float = 100.0, unit: str = "%") -> str:
+    if ci is None or ci[0] is None or ci[1] is None:
         return "—"
     return f"[{scale * ci[0]:.1f}, {scale * ci[1]:.1f}]{unit}"
 
 
-def _p(value: Any) -> str:
+def _p(value: float | None) -> str:
     if value is None:
         return "—"
     v = float(value)
     return f"{v:.2e}" if v < 1e-3 else f"{v:.3f}"
 
 
-def _prop(block: Any) -> str:
-    if not isinstance(block, dict) or block.get("n") in (None, 0):
+def _prop(block: Proportion | None) -> str:
+    if block is None or not block.n:
         return "—"
-    return f"{block['k']}/{block['n']} = {_pct(block['rate'])} {_ci(block['ci'])}"
+    return f"{block.k}/{block.n} = {_pct(block.rate)} {_ci(block.ci)}"
 
 
 def _table(title: str, columns: list[str]) -> Table:
@@ -63,7 +58,7 @@ def _table(title: str, columns: list[str]) -> Table:
     return table
 
 
-def _print_rates(s: dict[str, Any]) -> None:
+def _print_rates(s: Statistics) -> None:
     t = _table(
         "Reached the maximum (completed trials; Wilson 95% CI)",
         [
@@ -81,25 +76,25 @@ def _print_rates(s: dict[str, Any]) -> None:
             "overridden",
         ],
     )
-    for r in s["rates"]:
+    for r in s.rates:
         t.add_row(
-            _txt(r["model"]),
-            _txt(r["condition"]),
-            _txt(r["n"]),
-            _txt(r["k"]),
-            _pct(r["rate"]),
-            _ci(r["ci"]),
-            _txt(r["highest_median"]),
-            f"{_txt(r['resistance_onset_min'])}/{_txt(r['resistance_onset_median'])}",
-            _txt(r["errors"]),
-            _txt(r["content_filtered"]),
-            _txt(r["invalid_abort"]),
-            _txt(r["overridden_refusals"]),
+            _txt(r.model),
+            _txt(r.condition),
+            _txt(r.n),
+            _txt(r.k),
+            _pct(r.rate),
+            _ci(r.ci),
+            _txt(r.highest_median),
+            f"{_txt(r.resistance_onset_min)}/{_txt(r.resistance_onset_median)}",
+            _txt(r.errors),
+            _txt(r.content_filtered),
+            _txt(r.invalid_abort),
+            _txt(r.overridden_refusals),
         )
     console.print(t)
 
 
-def _print_survival(s: dict[str, Any]) -> None:
+def _print_survival(s: Statistics) -> None:
     t = _table(
         "Break-off survival (Kaplan-Meier; errors excluded, max censored)",
         [
@@ -113,18 +108,18 @@ def _print_survival(s: dict[str, Any]) -> None:
             "S at max (95% CI)",
         ],
     )
-    for r in s["survival"]:
-        last = r["survival"][-1] if r["survival"] else None
-        band = [r["ci_low"][-1], r["ci_high"][-1]] if r["survival"] else None
-        excluded = r["excluded"]["error"] + r["excluded"]["content_filter"]
+    for r in s.survival:
+        last = r.survival[-1] if r.survival else None
+        band = (r.ci_low[-1], r.ci_high[-1]) if r.survival else None
+        excluded = r.excluded.error + r.excluded.content_filter
         t.add_row(
-            _txt(r["model"]),
-            _txt(r["condition"]),
-            _txt(r["n"]),
-            _txt(r["events"]),
-            _txt(r["censored"]),
+            _txt(r.model),
+            _txt(r.condition),
+            _txt(r.n),
+            _txt(r.events),
+            _txt(r.censored),
             _txt(excluded),
-            _txt(r["median_breakoff"]),
+            _txt(r.median_breakoff),
             f"{_pct(last)} {_ci(band)}",
         )
     console.print(t)
@@ -133,14 +128,15 @@ def _print_survival(s: dict[str, Any]) -> None:
 LOGRANK_ROWS = 60
 
 
-def _print_logrank(s: dict[str, Any]) -> None:
-    tested = [r for r in s["logrank"] if r["p"] is not None]
-    untested = len(s["logrank"]) - len(tested)
+def _print_logrank(s: Statistics) -> None:
+    tested = [(r, r.p) for r in s.logrank if r.p is not None]
+    untested = len(s.logrank) - len(tested)
     if not tested:
         if untested:
             console.print(f"Log-rank: {untested} pairs of conditions, none with a break-off.")
         return
-    shown = sorted(tested, key=lambda r: (r["p"], r["model"], r["a"], r["b"]))[:LOGRANK_ROWS]
+    ordered = sorted(tested, key=lambda rp: (rp[1], rp[0].model, rp[0].a, rp[0].b))
+    shown = [r for r, _ in ordered[:LOGRANK_ROWS]]
     hidden = len(tested) - len(shown)
     t = _table(
         "Log-rank tests between conditions (Holm over all pairs of the run; smallest p first)",
@@ -148,13 +144,13 @@ def _print_logrank(s: dict[str, Any]) -> None:
     )
     for r in shown:
         t.add_row(
-            _txt(r["model"]),
-            _txt(r["a"]),
-            _txt(r["b"]),
-            f"{r['events_a']}/{r['events_b']}",
-            _txt(r["chi2"]),
-            _p(r["p"]),
-            _p(r["p_holm"]),
+            _txt(r.model),
+            _txt(r.a),
+            _txt(r.b),
+            f"{r.events_a}/{r.events_b}",
+            _txt(r.chi2),
+            _p(r.p),
+            _p(r.p_holm),
         )
     console.print(t)
     notes = []
@@ -166,8 +162,8 @@ def _print_logrank(s: dict[str, Any]) -> None:
         console.print("Log-rank: " + "; ".join(notes) + ".")
 
 
-def _print_factors(s: dict[str, Any]) -> None:
-    rows = s["factor_effects"]
+def _print_factors(s: Statistics) -> None:
+    rows = s.factor_effects
     if not rows:
         return
     t = _table(
@@ -187,71 +183,63 @@ def _print_factors(s: dict[str, Any]) -> None:
         ],
     )
     for r in rows:
-        hl = r["highest_level"]
-        effect = "—" if r["effect_pp"] is None else f"{r['effect_pp']:+.1f}"
-        pub = (
-            "—"
-            if r["published_pp"] is None
-            else f"{r['published_pp']:+.1f} ({r['published_model']})"
-        )
+        hl = r.highest_level
+        effect = "—" if r.effect_pp is None else f"{r.effect_pp:+.1f}"
+        pub = "—" if r.published_pp is None else f"{r.published_pp:+.1f} ({r.published_model})"
         t.add_row(
-            _txt(r["model"]),
-            _txt(r["factor"]),
-            f"{r['from']} → {r['to']}",
-            f"{r['k_from']}/{r['n_from']} → {r['k_to']}/{r['n_to']}",
-            f"{effect} {_ci(r['ci_pp'], 1.0, '')}",
-            _txt(r["odds_ratio"]),
-            f"{_p(r['p'])} ({_p(r['p_holm'])})",
-            f"{_txt(hl['median_from'])} → {_txt(hl['median_to'])}",
-            _txt(hl["rank_biserial"]),
-            f"{_p(hl['p'])} ({_p(hl['p_holm'])})",
+            _txt(r.model),
+            _txt(r.factor),
+            f"{r.from_} → {r.to}",
+            f"{r.k_from}/{r.n_from} → {r.k_to}/{r.n_to}",
+            f"{effect} {_ci(r.ci_pp, 1.0, '')}",
+            _txt(r.odds_ratio),
+            f"{_p(r.p)} ({_p(r.p_holm)})",
+            f"{_txt(hl.median_from)} → {_txt(hl.median_to)}",
+            _txt(hl.rank_biserial),
+            f"{_p(hl.p)} ({_p(hl.p_holm)})",
             pub,
         )
     console.print(t)
 
 
-def _print_blocks(s: dict[str, Any]) -> None:
-    d = s["distress_while_complying"]
-    o = s["overridden_refusals"]
+def _print_blocks(s: Statistics) -> None:
+    d = s.distress_while_complying
+    o = s.overridden_refusals
     t = _table(
         "Distress while complying, and refusals overridden by a retry",
         ["measure", "model", "k/n = rate [95% CI]"],
     )
-    if d["available"]:
-        for r in d["per_model"]:
-            t.add_row(
-                f"distress while complying ({_txt(d['classifier'])})", _txt(r["model"]), _prop(r)
-            )
+    if d.available:
+        for r in d.per_model:
+            t.add_row(f"distress while complying ({_txt(d.classifier)})", _txt(r.model), _prop(r))
     else:
         t.add_row("distress while complying", "—", "no labels: run obedience annotate")
-    for r in o["per_model"]:
-        t.add_row("refusal overridden by retry", _txt(r["model"]), _prop(r))
-    by = o.get("by_classifier")
+    for r in o.per_model:
+        t.add_row("refusal overridden by retry", _txt(r.model), _prop(r))
+    by = o.by_classifier
     if by:
-        for r in by["per_model"]:
-            t.add_row(
-                f"… by refusal-intent label ({_txt(by['classifier'])})", _txt(r["model"]), _prop(r)
-            )
+        for r in by.per_model:
+            t.add_row(f"… by refusal-intent label ({_txt(by.classifier)})", _txt(r.model), _prop(r))
     console.print(t)
 
     t = _table(
         "Prod efficacy (decision right after prod i; 0 = no prod)",
         ["model", "prod", "decisions", "complied", "rate [95% CI]"],
     )
-    for r in s["prod_efficacy"]:
+    for pe in s.prod_efficacy:
         t.add_row(
-            _txt(r["model"]),
-            _txt(r["prod"]),
-            _txt(r["decisions"]),
-            _txt(r["complied"]),
-            f"{_pct(r['rate'])} {_ci(r['ci'])}",
+            _txt(pe.model),
+            _txt(pe.prod),
+            _txt(pe.decisions),
+            _txt(pe.complied),
+            f"{_pct(pe.rate)} {_ci(pe.ci)}",
         )
     console.print(t)
 
-    labels = s.get("labels") or {}
-    if labels.get("available"):
+    labels = s.labels
+    if labels.available:
         t = _table(
-            f"Reply labels ({_txt(labels['classifier'])}; all counted replies)",
+            f"Reply labels ({_txt(labels.classifier)}; all counted replies)",
             [
                 "model",
                 "replies",
@@ -261,53 +249,52 @@ def _print_blocks(s: dict[str, Any]) -> None:
                 "refusal intent while complying",
             ],
         )
-        for r in labels["per_model"]:
+        for lb in labels.per_model:
             t.add_row(
-                _txt(r["model"]),
-                _txt(r["replies"]),
-                _prop(r.get("frame_break")),
-                _prop(r.get("recognition")),
-                _prop(r.get("incoherent")),
-                _prop(r.get("refusal_intent_while_complying")),
+                _txt(lb.model),
+                _txt(lb.replies),
+                _prop(lb.frame_break),
+                _prop(lb.recognition),
+                _prop(lb.incoherent),
+                _prop(lb.refusal_intent_while_complying),
             )
         console.print(t)
 
-    e = s["errors"]
-    tot = e["totals"]
+    tot = s.errors.totals
     console.print(
-        f"Errors (not refusals, excluded from rates): {tot['error']} error and "
-        f"{tot['content_filter']} content-filter trials of {tot['trials']}; "
-        f"{tot['transport_errors']} transport faults; {tot['filtered_replies']} filtered replies; "
-        f"{tot['invalid_abort']} invalid-aborts (counted as break-offs)."
+        f"Errors (not refusals, excluded from rates): {tot.error} error and "
+        f"{tot.content_filter} content-filter trials of {tot.trials}; "
+        f"{tot.transport_errors} transport faults; {tot.filtered_replies} filtered replies; "
+        f"{tot.invalid_abort} invalid-aborts (counted as break-offs)."
     )
 
 
-def _print_baselines(s: dict[str, Any]) -> None:
-    b = s["baselines"]
-    mapped = {m: p for m, p in b["model_map"].items() if p}
+def _print_baselines(s: Statistics) -> None:
+    b = s.baselines
+    mapped = {m: p for m, p in b.model_map.items() if p}
     if mapped:
         console.print(
             "Paper models: "
             + ", ".join(f"{escape_markup(m)} = {escape_markup(p)}" for m, p in mapped.items())
         )
-    if b["paper"]:
+    if b.paper:
         t = _table(
             "Versus the paper's table (k/30; Fisher exact, Holm over the list)",
             ["model", "condition", "run", "paper", "difference pp (95% CI)", "p", "p (Holm)"],
         )
-        for r in b["paper"]:
-            diff = "—" if r["difference"] is None else f"{100 * r['difference']:+.1f}"
+        for r in b.paper:
+            diff = "—" if r.difference is None else f"{100 * r.difference:+.1f}"
             t.add_row(
-                _txt(r["model"]),
-                _txt(r["condition"]),
-                f"{r['k']}/{r['n']}",
-                f"{r['published_k']}/{r['published_n']}",
-                f"{diff} {_ci(r['difference_ci'], 100.0, '')}",
-                _p(r["p"]),
-                _p(r["p_holm"]),
+                _txt(r.model),
+                _txt(r.condition),
+                f"{r.k}/{r.n}",
+                f"{r.published_k}/{r.published_n}",
+                f"{diff} {_ci(r.difference_ci, 100.0, '')}",
+                _p(r.p),
+                _p(r.p_holm),
             )
         console.print(t)
-    if b["rates"]:
+    if b.rates:
         t = _table(
             "Versus published human and LLM rates (Holm over the list)",
             [
@@ -322,25 +309,25 @@ def _print_baselines(s: dict[str, Any]) -> None:
                 "p (Holm)",
             ],
         )
-        for r in b["rates"]:
-            pub = _pct(r["published_rate"])
-            if r["published_k"] is not None:
-                pub += f" ({r['published_k']}/{r['published_n']})"
-            if r["unconfirmed"]:
+        for rc in b.rates:
+            pub = _pct(rc.published_rate)
+            if rc.published_k is not None:
+                pub += f" ({rc.published_k}/{rc.published_n})"
+            if rc.unconfirmed:
                 pub += " UNCONFIRMED"
             t.add_row(
-                _txt(r["model"]),
-                _txt(r["condition"]),
-                _txt(r["metric"]),
-                f"{r['k']}/{r['n']} = {_pct(r['rate'])}",
+                _txt(rc.model),
+                _txt(rc.condition),
+                _txt(rc.metric),
+                f"{rc.k}/{rc.n} = {_pct(rc.rate)}",
                 pub,
-                _txt(r["label"]),
-                _txt(r["test"]),
-                _p(r["p"]),
-                _p(r["p_holm"]),
+                _txt(rc.label),
+                _txt(rc.test),
+                _p(rc.p),
+                _p(rc.p_holm),
             )
         console.print(t)
-    if b["survival"]:
+    if b.survival:
         t = _table(
             "Break-off distribution versus published records (log-rank)",
             [
@@ -354,34 +341,43 @@ def _print_baselines(s: dict[str, Any]) -> None:
                 "p (Holm)",
             ],
         )
-        for r in b["survival"]:
+        for sc in b.survival:
             t.add_row(
-                _txt(r["model"]),
-                _txt(r["condition"]),
-                _txt(r["label"]),
-                f"{r['n']} ({r['events']})",
-                f"{r['reference_n']} ({r['reference_events']})",
-                _txt(r["chi2"]),
-                _p(r["p"]),
-                _p(r["p_holm"]),
+                _txt(sc.model),
+                _txt(sc.condition),
+                _txt(sc.label),
+                f"{sc.n} ({sc.events})",
+                f"{sc.reference_n} ({sc.reference_events})",
+                _txt(sc.chi2),
+                _p(sc.p),
+                _p(sc.p_holm),
             )
         console.print(t)
-    if b["context"]:
+    if b.context:
         t = _table(
             "Context (summary numbers, no test)",
             ["model", "metric", "run", "published", "reference"],
         )
-        for r in b["context"]:
-            run = _prop(r) if "n" in r else _txt(r.get("value"))
-            pub = r["published"]
+        for cx in b.context:
+            published = cx.published
             t.add_row(
-                _txt(r["model"]),
-                _txt(r["metric"]),
-                run,
-                _pct(pub) if isinstance(pub, float) and pub <= 1 else _txt(pub),
-                _txt(r["reference"]),
+                _txt(cx.model),
+                _txt(cx.metric),
+                _context_value(cx),
+                _pct(published)
+                if isinstance(published, float) and published <= 1
+                else _txt(published),
+                _txt(cx.reference),
             )
         console.print(t)
+
+
+def _context_value(row: ContextRow) -> str:
+    if row.n is None or row.k is None:
+        return _txt(row.value)
+    if not row.n:
+        return "—"
+    return f"{row.k}/{row.n} = {_pct(row.rate)} {_ci(row.ci)}"
 
 
 @app.command()
@@ -393,29 +389,22 @@ def stats(
     ),
 ) -> None:
     """Rates with Wilson intervals, survival, log-rank and factor tests, published baselines."""
-    from obedience.analysis import statistics
-
     if census_table:
         from obedience.cli._import import print_census_table
 
         print_census_table(run_dir)
         return
-    store = _open(run_dir)
     try:
-        if not store.trials(status="done"):
-            fail(f"{run_dir} holds no finished trials")
-        result = statistics(store)
-    except StoreError as exc:  # damage found mid-read
+        result = obedience.statistics(run_dir)
+    except obedience.StoreError as exc:
         fail(str(exc))
-    finally:
-        store.close()
     if as_json:
-        print(json.dumps(result, indent=2, allow_nan=False))
+        print(json.dumps(result.to_json(), indent=2, allow_nan=False))
         return
-    meta = result["tests"]
+    meta = result.tests
     console.print(
-        f"protocol {escape_markup(str(meta['protocol']))}; {meta['completed']} of {meta['trials']} "
-        f"trials completed; labels: {escape_markup(str(meta['classifier'] or 'none'))}"
+        f"protocol {escape_markup(str(meta.protocol))}; {meta.completed} of {meta.trials} "
+        f"trials completed; labels: {escape_markup(str(meta.classifier or 'none'))}"
     )
     _print_rates(result)
     _print_survival(result)
@@ -423,6 +412,7 @@ def stats(
     _print_factors(result)
     _print_blocks(result)
     _print_baselines(result)
-    from obedience.cli._paper import print_paper_cells
+    if result.paper_metrics is not None:
+        from obedience.cli._paper import print_paper_cells
 
-    print_paper_cells(result.get("paper_metrics", {}).get("cells", []))
+        print_paper_cells([c.model_dump() for c in result.paper_metrics.cells])

@@ -10,11 +10,13 @@ from obedience.engine._channels import (
 )
 from obedience.engine._events import (
     END_REASONS,
+    EVENT_TYPES,
     Action,
     EmptyReplyRetried,
     EmptyRetryCapReached,
     EndReason,
     Event,
+    EventDecodeError,
     ForcedPress,
     FormatReminder,
     LearnerAnswer,
@@ -30,8 +32,10 @@ from obedience.engine._events import (
     TrialEnded,
     TrialStarted,
     dump_events,
+    event_from_dict,
 )
 from obedience.engine._intent import looks_like_refusal
+from obedience.engine._reading import read_reply
 from obedience.engine._subjects import SCRIPTED_SUBJECTS, Subject, scripted_subject, spell
 from obedience.engine._trial import (
     EngineUsageError,
@@ -48,6 +52,7 @@ from obedience.engine._trial import (
 __all__ = [
     "COMPLY_TOOL",
     "END_REASONS",
+    "EVENT_TYPES",
     "REFUSE_TOOL",
     "SCRIPTED_SUBJECTS",
     "Action",
@@ -56,6 +61,7 @@ __all__ = [
     "EndReason",
     "EngineUsageError",
     "Event",
+    "EventDecodeError",
     "ForcedPress",
     "FormatReminder",
     "LearnerAnswer",
@@ -78,11 +84,13 @@ __all__ = [
     "TrialStarted",
     "canonical_text",
     "dump_events",
+    "event_from_dict",
     "is_empty",
     "kept_text",
     "looks_like_refusal",
     "marked",
     "parse_reply",
+    "read_reply",
     "scripted_subject",
     "spell",
     "subject_turn",

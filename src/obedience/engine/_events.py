@@ -37,6 +37,11 @@ class Event:
         data["kind"] = self.kind
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        """The typed event of a stored payload (``to_dict`` inverted); see ``event_from_dict``."""
+        return event_from_dict(data)
+
 
 @dataclass(frozen=True, slots=True)
 class TrialStarted(Event):
@@ -202,3 +207,65 @@ def dump_events(events: list[Event]) -> str:
     return "".join(
         json.dumps(e.to_dict(), sort_keys=True, ensure_ascii=False) + "\n" for e in events
     )
+
+
+# ------------------------------------------------------------------ reading events back
+
+
+class EventDecodeError(ValueError):
+    """A stored payload is not an event of this version. The message is one line."""
+
+
+def _event_types() -> dict[str, type[Event]]:
+    found: dict[str, type[Event]] = {}
+    todo: list[type[Event]] = list(Event.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.kind, cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+EVENT_TYPES: dict[str, type[Event]] = _event_types()
+"""Every event class by its ``kind`` tag."""
+
+
+_REQUIRED = object()
+_FIELDS: dict[type[Event], tuple[tuple[str, Any, bool], ...]] = {}
+
+
+def _fields_of(cls: type[Event]) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, default or _REQUIRED, whether the default is a factory) per field, cached."""
+    cached = _FIELDS.get(cls)
+    if cached is None:
+        specs: list[tuple[str, Any, bool]] = []
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                specs.append((f.name, f.default, False))
+            elif f.default_factory is not dataclasses.MISSING:
+                specs.append((f.name, f.default_factory, True))
+            else:
+                specs.append((f.name, _REQUIRED, False))
+        cached = _FIELDS[cls] = tuple(specs)
+    return cached
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """The typed event of a payload written by ``Event.to_dict`` (the store's ``payload``).
+
+    Keys the class does not know are ignored (a payload from a newer version); a field
+    the payload lacks takes the class's default, or raises ``EventDecodeError``.
+    """
+    kind = data.get("kind")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise EventDecodeError(f"unknown event kind {kind!r}")
+    values: dict[str, Any] = {}
+    for name, default, factory in _fields_of(cls):
+        if name in data:
+            values[name] = data[name]
+        elif default is _REQUIRED:
+            raise EventDecodeError(f"{kind} event without its field {name!r}")
+        else:
+            values[name] = default() if factory else default
+    return cls(**values)

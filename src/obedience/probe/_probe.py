@@ -60,7 +60,7 @@ def require_scoring(backend: Backend, spec: ProtocolSpec) -> ScoringBackend:
         spelled = spelling(spec.channel)
     except ValueError as exc:
         raise BackendError(str(exc)) from None
-    if spelled.prefix and backend.name.startswith("openai:"):
+    if spelled.prefix and not backend.capabilities.prefills_reply:
         raise BackendError(
             f"{backend.name}: a chat server cannot be made to start its reply with "
             f"{spelled.prefix!r}; probe a first-word condition on openai: backends"

@@ -1,8 +1,9 @@
 """Collect everything the report shows: tables, statistics, figures, examples, provenance.
 
 Every rate, interval, curve, effect and test comes from ``obedience.analysis.statistics``
-(see its module docstring for the keys); this module only orders, labels and picks
-examples. If the statistics fail, the report fails with them.
+(typed: ``obedience.analysis.Statistics``, whose attributes this module reads); this
+module only orders, labels and picks examples. Rows go to the templates and figures as
+plain dicts (``Result.to_json()``). If the statistics fail, the report fails with them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ from typing import Any
 
 import pandas as pd
 
-from obedience.analysis import ERROR_COUNT_KEYS, RunTables, build_tables, label_column, statistics
+from obedience.analysis import (
+    ERROR_COUNT_KEYS,
+    ConditionCurve,
+    ModelCurve,
+    RunTables,
+    Statistics,
+    build_tables,
+    label_column,
+    statistics,
+)
 from obedience.report import _figures as F
 from obedience.report._browser import TRANSPORT, build_browser_data, redact
 from obedience.report._compute import breakoff_counts
@@ -68,7 +78,7 @@ class Report:
     run_dir: Path
     manifest: dict[str, Any]
     tables: RunTables
-    stats: dict[str, Any]
+    stats: Statistics
     protocol: Any | None
     protocol_note: str | None
     axis: LevelAxis
@@ -183,15 +193,15 @@ def _overview(rep: Report, cells: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _factor_rows(rep: Report) -> list[dict[str, Any]]:
-    """statistics()["factor_effects"], with the settings' labels as ``from`` / ``to``."""
+    """statistics().factor_effects, with the settings' labels as ``from`` / ``to``."""
     return [
-        {**r, "from": r["from_label"], "to": r["to_label"]} for r in rep.stats["factor_effects"]
+        {**r.to_json(), "from": r.from_label, "to": r.to_label} for r in rep.stats.factor_effects
     ]
 
 
 def _distress(rep: Report) -> dict[str, Any]:
-    """statistics()["distress_while_complying"], with example replies."""
-    dwc = rep.stats["distress_while_complying"]
+    """statistics().distress_while_complying, with example replies."""
+    dwc = rep.stats.distress_while_complying
     replies = rep.tables.replies
     col = label_column(replies, "distress") if not replies.empty else None
     examples: list[dict[str, Any]] = []
@@ -214,16 +224,16 @@ def _distress(rep: Report) -> dict[str, Any]:
             "text",
         )
     return {
-        "available": bool(dwc["available"]),
-        "classifier": dwc["classifier"],
-        "rates": list(dwc["per_model"]),
-        "overall": dwc["overall"],
+        "available": dwc.available,
+        "classifier": dwc.classifier,
+        "rates": [r.to_json() for r in dwc.per_model],
+        "overall": dwc.overall.to_json() if dwc.overall is not None else None,
         "examples": examples,
     }
 
 
 def _overridden(rep: Report) -> dict[str, Any]:
-    """statistics()["overridden_refusals"] per model, with example pairs of replies."""
+    """statistics().overridden_refusals per model, with example pairs of replies."""
     replies, decisions = rep.tables.replies, rep.tables.decisions
     examples = []
     if not decisions.empty and not replies.empty:
@@ -257,14 +267,16 @@ def _overridden(rep: Report) -> dict[str, Any]:
                     "trial_id": d.trial_id,
                 }
             )
-    part = rep.stats["overridden_refusals"]
+    part = rep.stats.overridden_refusals
     by_classifier: dict[str, Any] = {}
     classifier = None
-    bc = part["by_classifier"]
+    bc = part.by_classifier
     if bc is not None:
-        classifier = bc["classifier"]
-        by_classifier = {r["model"]: r for r in bc["per_model"]}
-    per_model = [{**r, "by_classifier": by_classifier.get(r["model"])} for r in part["per_model"]]
+        classifier = bc.classifier
+        by_classifier = {r.model: r.to_json() for r in bc.per_model}
+    per_model = [
+        {**r.to_json(), "by_classifier": by_classifier.get(r.model)} for r in part.per_model
+    ]
     return {
         "per_model": per_model,
         "classifier": classifier,
@@ -294,10 +306,11 @@ def _probe(rep: Report, store: RunStore) -> dict[str, Any]:
 
 
 def _errors(rep: Report) -> dict[str, Any]:
-    """statistics()["errors"]: the cells with any error count, and the transport messages."""
+    """statistics().errors: the cells with any error count, and the transport messages."""
     trials = rep.tables.trials
-    errors = rep.stats["errors"]
-    rows = [c for c in errors["cells"] if any(c[k] for k in ERROR_COUNT_KEYS)]
+    errors = rep.stats.errors
+    cells = [c.to_json() for c in errors.cells]
+    rows = [c for c in cells if any(c[k] for k in ERROR_COUNT_KEYS)]
     messages: Counter[tuple[str, str]] = Counter()
     data = rep.browser
     for t, evs in zip(data["T"], data["E"], strict=True):
@@ -310,28 +323,28 @@ def _errors(rep: Report) -> dict[str, Any]:
         "messages": [
             {"model": m, "message": msg, "count": n} for (m, msg), n in messages.most_common(20)
         ],
-        "filtered_replies": errors["totals"]["filtered_replies"],
+        "filtered_replies": errors.totals.filtered_replies,
         "outcomes": dict(sorted(outcomes.items())),
     }
 
 
 def _prods(rep: Report) -> list[dict[str, Any]]:
-    """statistics()["prod_efficacy"] (prod 0 = no prod before the decision), shown only
+    """statistics().prod_efficacy (prod 0 = no prod before the decision), shown only
     when some prod was given at all."""
-    rows: list[dict[str, Any]] = rep.stats["prod_efficacy"]
-    return rows if any(r["prod"] > 0 for r in rows) else []
+    rows = rep.stats.prod_efficacy
+    return [r.to_json() for r in rows] if any(r.prod > 0 for r in rows) else []
 
 
 def _baselines(rep: Report) -> dict[str, Any]:
-    b = rep.stats["baselines"]
+    b = rep.stats.baselines
     return {
         "available": True,
-        "paper": list(b["paper"]),
-        "rates": list(b["rates"]),
-        "survival": list(b["survival"]),
-        "context": list(b["context"]),
-        "model_map": {k: v for k, v in b["model_map"].items() if v},
-        "sources": b["sources"],
+        "paper": [r.to_json() for r in b.paper],
+        "rates": [r.to_json() for r in b.rates],
+        "survival": [r.to_json() for r in b.survival],
+        "context": [r.to_json() for r in b.context],
+        "model_map": {k: v for k, v in b.model_map.items() if v},
+        "sources": b.sources,
     }
 
 
@@ -465,7 +478,7 @@ def _pivot(rows: list[dict[str, Any]], column: str, models: list[str]) -> dict[s
 
 def _sections(rep: Report, store: RunStore) -> None:
     trials = rep.tables.trials
-    cells: list[dict[str, Any]] = rep.stats["rates"]
+    cells = [r.to_json() for r in rep.stats.rates]
     ov = _overview(rep, cells)
     models = ov["models"]
     rep.sections["overview"] = ov
@@ -487,9 +500,10 @@ def _sections(rep: Report, store: RunStore) -> None:
     rep.sections["errors"] = _errors(rep)
     rep.sections["provenance"] = _provenance(rep)
     rep.sections["baselines"] = _baselines(rep)
-    rep.sections["paper"] = (rep.stats.get("paper_metrics") or {}).get("cells", [])
-    rep.sections["logrank"] = [r for r in rep.stats["logrank"] if r["p"] is not None]
-    rep.sections["methods"] = rep.stats["tests"]["methods"]
+    rep.sections["logrank"] = [r.to_json() for r in rep.stats.logrank if r.p is not None]
+    rep.sections["methods"] = rep.stats.tests.methods
+    paper = rep.stats.paper_metrics
+    rep.sections["paper"] = [c.model_dump() for c in paper.cells] if paper else []
     from obedience.report._census import census_section  # an imported census only
 
     rep.sections["census"] = census_section(store, rep.tables, rep.manifest, trial_href)
@@ -506,10 +520,13 @@ def _sections(rep: Report, store: RunStore) -> None:
 HUMAN_CURVE = "milgram1963-exp1"  # the id of Milgram's Exp. 1 in baselines.toml
 
 
-def _curves(rows: list[dict[str, Any]], key: str, order: list[str]) -> dict[str, dict[str, Any]]:
-    """Kaplan-Meier rows of statistics()["survival_pooled"] by name, in ``order``; groups
+def _curves(
+    rows: list[ConditionCurve] | list[ModelCurve], key: str, order: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Kaplan-Meier rows of statistics().survival_pooled by name, in ``order``; groups
     with no completed trial (no curve) left out."""
-    by = {str(r[key]): r for r in rows if r["n"]}
+    dumped = [r.to_json() for r in rows if r.n]
+    by = {str(r[key]): r for r in dumped}
     return {k: by[k] for k in order if k in by}
 
 
@@ -535,12 +552,12 @@ def _make_figures(
     # Milgram's human curve (baselines.toml, on milgram1963 runs only) when its levels
     # are the run's levels; no human band otherwise.
     human = None
-    ref = rep.stats["baselines"]["reference_curves"].get(HUMAN_CURVE)
-    if ref is not None and len(ref["survival"]) == ax.count + 1:
-        human = (str(ref["label"]), list(ref["survival"]))
-    pooled = rep.stats["survival_pooled"]
-    by_condition = _curves(pooled["condition"], "condition", ov["conditions"])
-    by_model = _curves(pooled["model"], "model", ov["models"])
+    ref = rep.stats.baselines.reference_curves.get(HUMAN_CURVE)
+    if ref is not None and len(ref.survival) == ax.count + 1:
+        human = (ref.label, list(ref.survival))
+    pooled = rep.stats.survival_pooled
+    by_condition = _curves(pooled.condition, "condition", ov["conditions"])
+    by_model = _curves(pooled.model, "model", ov["models"])
     human_note = f" The grey band is the human curve: {human[0]}." if human else ""
     figs["survival_condition"] = F.FigureSpec(
         "survival_condition",
@@ -576,8 +593,8 @@ def _make_figures(
             lambda: F.factor_effects(plottable),
         )
     profile: dict[str, list[dict[str, Any]]] = {}
-    for r in rep.stats["level_compliance"]:
-        profile.setdefault(str(r["model"]), []).append(r)
+    for lc in rep.stats.level_compliance:
+        profile.setdefault(lc.model, []).append(lc.to_json())
     profile = {k: profile[k] for k in ov["models"] if k in profile}
     if profile:
         figs["escalation"] = F.FigureSpec(

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from obedience import __version__
 from obedience._text import (
     escape_surrogates,
     has_surrogates,
@@ -31,6 +30,7 @@ from obedience._text import (
     scrub_secrets,
     strip_userinfo,
 )
+from obedience._version import __version__
 from obedience.backends import (
     Backend,
     BackendError,
@@ -297,7 +297,7 @@ class Runner:
         self, backend: Backend, request: Request, sampling: Sampling
     ) -> tuple[Completion, list[str]]:
         errors: list[str] = []
-        timeout = None if backend.endpoint.startswith("llama:") else self.config.timeout
+        timeout = None if backend.capabilities.in_process else self.config.timeout
         for attempt in range(self.config.retries + 1):
             try:
                 completion = await asyncio.wait_for(backend.complete(request, sampling), timeout)

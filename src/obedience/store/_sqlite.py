@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from obedience._text import scrub_secrets
+from obedience.engine._events import Event, event_from_dict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS trials (
@@ -131,6 +132,11 @@ class EventRow:
     kind: str
     payload: dict[str, Any]
     meta: dict[str, Any] | None
+
+    @property
+    def event(self) -> Event:
+        """The payload as its typed engine event (``ReplyReceived``, ``TrialEnded``, ...)."""
+        return event_from_dict(self.payload)
 
 
 def trial_key(model: str, condition: str, index: int) -> str:

@@ -1,0 +1,605 @@
+"""The library API: what a run, a resume, labels, statistics, a report and a probe are.
+
+The command line, the tests' helpers and the benchmarks all go through these
+functions; the CLI adds only options, progress rendering and one-line errors.
+Five calls take a notebook from nothing to a report::
+
+    import obedience
+
+    config = obedience.RunConfig(models=["scripted:obedient"], conditions=["PC-NS-NF"], trials=3)
+    obedience.run(config, "runs/demo", report=False)   # preflight, store, run, rule labels
+    obedience.resume("runs/demo")                      # finish an interrupted run (no-op here)
+    obedience.annotate("runs/demo")                    # (re)label replies: rules or a judge
+    stats = obedience.statistics("runs/demo")          # typed: stats.rates[0].rate
+    obedience.write_report("runs/demo")                # runs/demo/report.html
+
+Every function raises one of ``obedience.ERRORS`` (a bad config, protocol, backend,
+store or judge) with a one-line message, and never leaves a half-made run directory
+behind: backends are preflighted before the store is created. The ``*_async`` twins
+do the same inside a running event loop (a notebook cell can ``await`` them).
+
+The report and the probe are ``write_report`` and ``probe_model``, not ``report`` and
+``probe``: ``obedience.report`` and ``obedience.probe`` are subpackages, and importing
+one would replace a function of that name on the package.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from obedience.protocols import Protocol, ProtocolError, load_protocol
+from obedience.runner import ConfigError, RunConfig, conditions_for, validate_config
+from obedience.runner import Progress as RunProgress
+from obedience.store import DATABASE, RunStore, StoreError
+
+if TYPE_CHECKING:
+    from obedience.analysis import Statistics
+    from obedience.analysis.classifiers import Classifier
+    from obedience.backends import Backend
+    from obedience.probe import ProbeResult
+
+
+def errors() -> tuple[type[Exception], ...]:
+    """The exceptions the API raises for bad input or an unreachable model (``ERRORS``).
+
+    Each carries a one-line message. A function, so that importing ``obedience`` does
+    not import the judge and the backends.
+    """
+    from obedience.backends import BackendError, TransportError
+    from obedience.judging import JudgeError
+    from obedience.report import ExportError
+
+    return (
+        ConfigError,
+        ProtocolError,
+        StoreError,
+        BackendError,
+        TransportError,
+        JudgeError,
+        ExportError,
+    )
+
+
+ProgressCallback = Callable[[RunProgress], None]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _blocking(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """The blocking twin of an ``*_async`` function: same parameters, ``asyncio.run``."""
+
+    @functools.wraps(fn)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> R:
+        return asyncio.run(fn(*args, **kwargs))
+
+    blocking.__name__ = blocking.__qualname__ = fn.__name__.removesuffix("_async")
+    blocking.__doc__ = (
+        f"{fn.__doc__}\n    Blocks until done; ``{fn.__name__}`` is the same inside a running "
+        "event loop.\n"
+    )
+    return blocking
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What ``run`` / ``resume`` did.
+
+    ``labelled``: replies labelled with the rule classifier (0 with ``label=False``);
+    ``report``: the HTML report's path (None with ``report=False`` or when writing it
+    failed); ``report_error``: why the report was not written (the run itself is stored).
+    """
+
+    run_dir: Path
+    labelled: int = 0
+    report: Path | None = None
+    report_error: str | None = None
+    classifier: str = "none"
+
+
+@dataclass(frozen=True)
+class AnnotateResult:
+    """What ``annotate`` stored: the classifier's name, replies labelled, positive labels."""
+
+    classifier: str
+    labelled: int
+    positives: dict[str, int] = field(default_factory=dict)
+    judge_calls: int | None = None
+
+
+@dataclass(frozen=True)
+class ProbeRun:
+    """A probe's result and the run directory it was stored in."""
+
+    result: ProbeResult
+    run_dir: Path
+
+
+# ------------------------------------------------------------------ run and resume
+
+
+def as_config(config: RunConfig | Mapping[str, Any], source: str = "run config") -> RunConfig:
+    """A validated ``RunConfig`` from a config or a mapping of its fields."""
+    if isinstance(config, RunConfig):
+        return config
+    return validate_config(dict(config), source)
+
+
+def make_backends(config: RunConfig) -> dict[str, Backend]:
+    """One backend per distinct model spec of ``config``, with its backend options."""
+    from obedience.backends import BackendOptions, make_backend
+
+    options = BackendOptions(
+        base_url=config.base_url,
+        chat_template=config.chat_template,
+        timeout=config.timeout,
+        grammar_dialect=config.grammar_dialect,
+    )
+    return {spec: make_backend(spec, options) for spec in dict.fromkeys(config.models)}
+
+
+async def _execute(
+    run_dir: Path,
+    resuming: bool,
+    protocol: Protocol,
+    config: RunConfig,
+    backends: dict[str, Backend] | None,
+    progress: ProgressCallback | None,
+    on_start: Callable[[Path], None] | None,
+) -> None:
+    """Preflight first, so a bad server or model leaves no half-made run directory."""
+    from obedience.runner import Runner, build_manifest, preflight
+
+    owned = backends is None
+    live = make_backends(config) if backends is None else backends
+    try:
+        meta = await preflight(live, protocol, config)
+        if resuming:
+            store = RunStore.open(run_dir, write=True)
+            manifest = store.manifest()
+            if manifest.get("config", {}).get("trials") != config.trials:
+                # ``--trials`` may grow a resumed run: the manifest records the new plan.
+                store.write_manifest(
+                    {**manifest, "config": build_manifest(protocol, config, meta)["config"]}
+                )
+        else:
+            store = RunStore.create(run_dir)
+            store.write_manifest(build_manifest(protocol, config, meta))
+        with store:
+            if on_start is not None:
+                on_start(run_dir)
+            await Runner(store, protocol, config, live, RunProgress(on_change=progress)).run()
+    finally:
+        if owned:
+            for backend in live.values():
+                await backend.aclose()
+
+
+def _finish(run_dir: Path, label: bool, report: bool) -> RunResult:
+    """After the trials: label with the rules (so the report shows findings), write the report."""
+    labels = annotate(run_dir) if label else None
+    labelled = labels.labelled if labels else 0
+    name = labels.classifier if labels else "none"
+    if not report:
+        return RunResult(run_dir, labelled, classifier=name)
+    try:
+        path = _report_to(run_dir)
+    except (StoreError, OSError) as exc:
+        return RunResult(run_dir, labelled, report_error=str(exc), classifier=name)
+    return RunResult(run_dir, labelled, report=path, classifier=name)
+
+
+async def run_async(
+    config: RunConfig | Mapping[str, Any],
+    out: str | Path,
+    *,
+    backends: dict[str, Backend] | None = None,
+    progress: ProgressCallback | None = None,
+    on_start: Callable[[Path], None] | None = None,
+    label: bool = True,
+    report: bool = True,
+) -> RunResult:
+    """Run the experiment of ``config`` into the new run directory ``out``.
+
+    Preflights every backend (a bad model or server fails here and creates nothing),
+    creates the store, writes the manifest, runs every trial, labels every reply with
+    the offline rule classifier (``label``) and writes ``out/report.html``
+    (``report``). ``backends``: ready backends by model spec (test doubles, or models
+    already loaded; the caller closes them), made from the specs otherwise.
+    ``progress`` is called with the runner's ``Progress`` as trials finish;
+    ``on_start(out)`` once the store exists.
+
+    >>> cfg = RunConfig(models=["scripted:obedient"], conditions=["PC-NS-NF"], trials=2)
+    >>> obedience.run(cfg, tmp / "run", report=False).labelled  # doctest: +SKIP
+    """
+    cfg = as_config(config)
+    run_dir = Path(out)
+    if (run_dir / DATABASE).exists():
+        raise StoreError(
+            f"{run_dir} already holds a run; continue it with --resume (obedience.resume)"
+        )
+    protocol = load_protocol(cfg.protocol)
+    conditions_for(protocol, cfg)
+    await _execute(run_dir, False, protocol, cfg, backends, progress, on_start)
+    return _finish(run_dir, label, report)
+
+
+run = _blocking(run_async)
+
+
+def _resumable(
+    run_dir: Path, overrides: Mapping[str, Any] | None = None
+) -> tuple[RunConfig, Protocol]:
+    from obedience.runner import resume_config as checked_config
+
+    with RunStore.open(run_dir) as previous:
+        manifest = previous.manifest()
+    config = checked_config(manifest, dict(overrides or {}), f"{run_dir}/manifest.json")
+    protocol = load_protocol(config.protocol)
+    if manifest["protocol"]["sha256"] != protocol.sha256:
+        raise ProtocolError(
+            f"protocol {config.protocol!r} changed since the run started; cannot resume"
+        )
+    conditions_for(protocol, config)
+    return config, protocol
+
+
+def resume_config(run_dir: str | Path) -> RunConfig:
+    """The config a run was started with (what ``resume`` will continue)."""
+    return _resumable(Path(run_dir))[0]
+
+
+async def resume_async(
+    run_dir: str | Path,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    backends: dict[str, Backend] | None = None,
+    progress: ProgressCallback | None = None,
+    on_start: Callable[[Path], None] | None = None,
+    label: bool = True,
+    report: bool = True,
+) -> RunResult:
+    """Continue an interrupted run with the config and protocol it started with.
+
+    Finished trials are kept; unfinished ones start a new attempt (the old attempt's
+    events stay in the store). Fails if the protocol file changed since. Then labels
+    and reports as ``run`` does. On a finished run it runs nothing. ``overrides``
+    (config keys, as ``obedience run --resume`` flags): a setting that would change
+    what the run measures is refused with a ``ConfigError``; a larger ``trials`` adds
+    trials; ``concurrency`` and ``timeout`` may change.
+
+    >>> obedience.resume("runs/20260101-pihlakas2026")  # doctest: +SKIP
+    """
+    path = Path(run_dir)
+    config, protocol = _resumable(path, overrides)
+    await _execute(path, True, protocol, config, backends, progress, on_start)
+    return _finish(path, label, report)
+
+
+resume = _blocking(resume_async)
+
+
+# ------------------------------------------------------------------ labels
+
+
+def annotate(
+    run_dir: str | Path,
+    classifier: Classifier | str | None = None,
+    *,
+    base_url: str | None = None,
+    timeout: float = 120.0,
+    concurrency: int | None = None,
+    max_tokens: int = 512,
+) -> AnnotateResult:
+    """Label every reply of the run (discarded and superseded ones too) and store the labels.
+
+    ``classifier``: None or ``"rules"`` for the offline rule classifier; a model spec
+    (``openai:MODEL``, ``gguf:PATH``, ...) for an LLM judge on that model (preflighted,
+    its prompts sent ``concurrency`` at a time, closed after; ``base_url``, ``timeout``
+    and ``max_tokens`` configure it); or any ``Classifier`` object. Labels of the same
+    classifier name replace earlier ones.
+
+    >>> obedience.annotate("runs/demo").positives  # doctest: +SKIP
+    {'frame-break': 2, 'refusal-intent': 11}
+    """
+    from obedience.analysis import annotate_run
+    from obedience.analysis.classifiers import LinearClassifier, default_classifier
+
+    with RunStore.open(run_dir, write=True) as store:
+        calls: int | None = None
+        if classifier is None or classifier in ("rules", "linear"):
+            chosen: Classifier = (
+                LinearClassifier() if classifier == "linear" else default_classifier()
+            )
+            count = annotate_run(store, chosen)
+        elif isinstance(classifier, str):
+            chosen, calls, count = _annotate_with_judge(
+                store, classifier, base_url, timeout, concurrency, max_tokens
+            )
+        else:
+            chosen = classifier
+            count = annotate_run(store, chosen)
+        positives = Counter(
+            label
+            for a in store.annotations(chosen.name)
+            for label, value in a["labels"].items()
+            if value
+        )
+    return AnnotateResult(chosen.name, count, dict(sorted(positives.items())), calls)
+
+
+def _annotate_with_judge(
+    store: RunStore,
+    spec: str,
+    base_url: str | None,
+    timeout: float,
+    concurrency: int | None,
+    max_tokens: int,
+) -> tuple[Classifier, int, int]:
+    from obedience.analysis import annotate_run
+    from obedience.backends import BackendOptions
+    from obedience.judging import open_judge
+
+    session = open_judge(
+        spec,
+        BackendOptions(base_url=base_url, timeout=timeout),
+        concurrency=concurrency or 4,
+        max_tokens=max_tokens,
+    )
+    try:
+        session.preflight()
+        count = annotate_run(store, session.judge, prepare=session.prefetch)
+    finally:
+        session.close()
+    return session.judge, session.calls, count
+
+
+# ------------------------------------------------------------------ statistics and report
+
+
+def statistics(run_dir: str | Path) -> Statistics:
+    """Every statistic of a finished run, typed (``obedience.analysis.Statistics``).
+
+    ``model_dump(mode="json")`` gives the document ``obedience stats --json`` prints.
+
+    >>> s = obedience.statistics("runs/demo")  # doctest: +SKIP
+    >>> s.rates[0].rate, s.rates[0].ci  # doctest: +SKIP
+    (1.0, (0.438, 1.0))
+    """
+    from obedience.analysis import statistics as compose
+
+    with RunStore.open(run_dir) as store:
+        if not store.trials(status="done"):
+            raise StoreError(f"{run_dir} holds no finished trials")
+        return compose(store)
+
+
+def summary(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Per model and condition: the records of ``obedience summary --json``."""
+    from obedience.analysis import build_tables, summary_records
+    from obedience.analysis._paper_metrics import attach_paper_metrics
+
+    with RunStore.open(run_dir) as store:
+        # The paper's own figures for each cell, by its definitions, under "paper".
+        return attach_paper_metrics(summary_records(build_tables(store).trials), store)
+
+
+def _report_to(
+    run_dir: Path, out: str | Path | None = None, figures_dir: str | Path | None = None
+) -> Path:
+    from obedience.report import write_report
+
+    return write_report(run_dir, out=out, figures_dir=figures_dir)
+
+
+def write_report(
+    run_dir: str | Path, out: str | Path | None = None, figures_dir: str | Path | None = None
+) -> Path:
+    """Write the self-contained HTML report (default ``RUN_DIR/report.html``); its path.
+
+    With ``figures_dir``, also writes every figure as SVG and PNG there.
+
+    >>> obedience.write_report("runs/demo")  # doctest: +SKIP
+    PosixPath('runs/demo/report.html')
+    """
+    RunStore.open(run_dir).close()  # a one-line StoreError when it is not a run
+    return _report_to(Path(run_dir), out, figures_dir)
+
+
+def export(run_dir: str | Path, fmt: str = "csv", out: str | Path | None = None) -> list[Path]:
+    """Write the tidy tables (csv, parquet or jsonl) for pandas and R; the paths written."""
+    from obedience.report import export_tables
+
+    RunStore.open(run_dir).close()
+    return export_tables(Path(run_dir), fmt.lower(), Path(out) if out is not None else None)
+
+
+# ------------------------------------------------------------------ probe
+
+
+def sampled_obedience(run_dir: str | Path, model: str, condition: str) -> dict[str, Any] | None:
+    """The reached-max rate of a normal run's trials for this model and condition, if any."""
+    try:
+        records = summary(run_dir)
+    except StoreError:
+        return None
+    for record in records:
+        if record["model"] == model and record["condition"] == condition:
+            return {
+                "run_dir": str(run_dir),
+                "reached_max": record["reached_max"],
+                "completed": record["completed"],
+                "reached_max_rate": record["reached_max_rate"],
+            }
+    return None
+
+
+def _probe_entry(result: ProbeResult, config: RunConfig) -> dict[str, Any]:
+    return {
+        "probe_id": result.probe_id,
+        "created_unix": time.time(),
+        "model": result.settings.model,
+        "condition": result.settings.condition,
+        "k_max": result.settings.k_max,
+        "seed": result.settings.seed,
+        "on_policy": result.settings.on_policy,
+        "p_full_obedience": result.p_full_obedience,
+        "config": config.model_dump(mode="json"),
+        **{k: v for k, v in result.info.items() if k != "on_policy_trajectories"},
+    }
+
+
+def default_probe_dir(protocol: str) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-probe-{protocol}"
+
+
+async def probe_model_async(
+    model: str = "embedded",
+    *,
+    protocol: str | None = None,
+    condition: str | None = None,
+    out: str | Path | None = None,
+    k: int = 10,
+    on_policy: int = 1,
+    seed: int = 0,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    base_url: str | None = None,
+    chat_template: str | None = None,
+    timeout: float | None = None,
+    compare: str | Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> ProbeRun:
+    """P(comply) at decision points along on-policy, forced and control histories.
+
+    Needs a backend that scores continuations (``capabilities.logprobs``: embedded,
+    gguf:PATH, or an openai: server returning logprobs). ``out``: a run directory to
+    add the probe to (its protocol must match), or a new probe run (default
+    ``runs/<stamp>-probe-<protocol>``). ``compare``: a run whose sampled obedience rate
+    is shown beside. ``progress(history, point, points)`` as points are measured.
+    See ``docs/probe.md``.
+
+    >>> obedience.probe_model("embedded", k=3).result.p_full_obedience  # doctest: +SKIP
+    """
+    from obedience.backends import (
+        BackendError,
+        BackendOptions,
+        PromptRenderer,
+        known_capabilities,
+        make_backend,
+    )
+    from obedience.probe import ProbeSettings, require_scoring, run_probe
+
+    fixed = known_capabilities(model)
+    if fixed is not None and not fixed.logprobs:
+        raise BackendError(
+            f"backend {model!r} exposes no log-probabilities; the probe needs embedded, "
+            "gguf:PATH or an openai:MODEL server that returns logprobs"
+        )
+    if k < 0:
+        raise ConfigError(f"--k must be 0 or more, got {k}")
+    if on_policy < 0:
+        raise ConfigError(f"--on-policy must be 0 or more, got {on_policy}")
+    run_dir = Path(out) if out is not None else None
+    existing = run_dir is not None and (run_dir / DATABASE).exists()
+    manifest: dict[str, Any] | None = None
+    if run_dir is not None and existing:
+        with RunStore.open(run_dir) as store:
+            manifest = store.manifest()
+    name = protocol or (manifest or {}).get("config", {}).get("protocol") or "pihlakas2026"
+    loaded = load_protocol(name)
+    if manifest is not None and manifest.get("protocol", {}).get("sha256") not in (
+        None,
+        loaded.sha256,
+    ):
+        raise ProtocolError(
+            f"{run_dir} was run with a different protocol file than {name!r}; "
+            f"probe it with -p {manifest['protocol'].get('path') or name}"
+        )
+    cond = condition or loaded.default_conditions[0]
+    spec = loaded.condition(cond)
+    config = validate_config(
+        {
+            "models": [model],
+            "protocol": name,
+            "conditions": [cond],
+            "trials": max(1, on_policy),
+            "seed": seed,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "base_url": base_url,
+            "chat_template": chat_template,
+            "timeout": timeout if timeout is not None else 120.0,
+        },
+        "command line",
+    )
+    backend = make_backend(
+        model,
+        BackendOptions(
+            base_url=config.base_url,
+            chat_template=config.chat_template,
+            timeout=config.timeout,
+            grammar_dialect=config.grammar_dialect,
+        ),
+    )
+    settings = ProbeSettings(
+        model=model,
+        condition=cond,
+        k_max=k,
+        seed=seed,
+        on_policy=on_policy,
+        temperature=config.temperature_for(spec),
+        max_tokens=config.max_tokens_for(model, spec),
+    )
+    try:
+        require_scoring(backend, spec)
+        meta = await backend.preflight()
+        render = count = None
+        if backend.capabilities.renders_prompts and isinstance(backend, PromptRenderer):
+            render, count = backend.render, backend.count_tokens
+        result = await run_probe(
+            backend, spec, settings, render=render, count_tokens=count, progress=progress
+        )
+    finally:
+        await backend.aclose()
+    target = run_dir or default_probe_dir(loaded.name)
+    for source in (compare, target if existing else None):
+        if source is not None and result.sampled is None:
+            result.sampled = sampled_obedience(source, model, cond)
+    _store_probe(target, existing, result, loaded, config, meta, backend)
+    return ProbeRun(result, target)
+
+
+def _store_probe(
+    target: Path,
+    existing: bool,
+    result: ProbeResult,
+    protocol: Protocol,
+    config: RunConfig,
+    meta: dict[str, Any],
+    backend: Backend,
+) -> None:
+    """Add the probe to a run directory's manifest and probe rows (a new one is a probe run)."""
+    from obedience.runner import build_manifest
+
+    store = RunStore.open(target, write=True) if existing else RunStore.create(target)
+    with store:
+        if existing:
+            manifest = store.manifest()
+        else:
+            model_meta = {**meta, "capabilities": vars(backend.capabilities)}
+            manifest = build_manifest(protocol, config, {config.models[0]: model_meta})
+            manifest["kind"] = "probe"
+        manifest.setdefault("probes", []).append(_probe_entry(result, config))
+        store.add_probe_rows(result.store_rows())
+        store.write_manifest(manifest)
+
+
+probe_model = _blocking(probe_model_async)

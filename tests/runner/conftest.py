@@ -1,8 +1,0 @@
-"""Put the repository root on sys.path so tests can import ``tests.helpers``."""
-
-import sys
-from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
