@@ -12,7 +12,6 @@ The last line is JSON.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import subprocess
@@ -34,23 +33,12 @@ def _time(cmd: list[str]) -> float:
 
 
 def _small_run(directory: Path) -> Path:
-    from obedience.backends import make_backend
-    from obedience.protocols import load_protocol
-    from obedience.runner import RunConfig, Runner, build_manifest, preflight
-    from obedience.store import RunStore
+    """A one-trial scripted run for ``show`` to read, made through the library API."""
+    import obedience
 
-    config = RunConfig(models=["scripted:obedient"], conditions=["PC-NS-NF"], trials=1)
-    protocol = load_protocol(config.protocol)
-    backends = {m: make_backend(m) for m in config.models}
+    config = obedience.RunConfig(models=["scripted:obedient"], conditions=["PC-NS-NF"], trials=1)
     run_dir = directory / "run"
-
-    async def go() -> None:
-        meta = await preflight(backends, protocol, config)
-        with RunStore.create(run_dir) as store:
-            store.write_manifest(build_manifest(protocol, config, meta))
-            await Runner(store, protocol, config, backends).run()
-
-    asyncio.run(go())
+    obedience.run(config, run_dir, label=False, report=False)
     return run_dir
 
 

@@ -38,7 +38,7 @@ def test_factor_effects_come_from_recorded_codes_whatever_the_names(tmp_path: Pa
     run = make_run(tmp_path / "run", config)
     with RunStore.open(run) as store:
         tables = build_tables(store)
-        stats = statistics(store)
+        stats = statistics(store).to_json()
     recorded = dict(zip(tables.trials["condition"], tables.trials["factors"], strict=True))
     assert recorded["PC-NS-NF-strict"] == ""  # a variant is not a cell
     assert '"forced presses": "FB"' in recorded["DC_NS_FB"]

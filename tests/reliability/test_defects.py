@@ -131,7 +131,7 @@ def test_6_a_filtered_reply_is_not_a_non_compliant_or_invalid_decision(tmp_path:
     run = make_run(tmp_path / "run", config)
     with RunStore.open(run) as store:
         tables = build_tables(store)
-        stats = statistics(store)
+        stats = statistics(store).to_json()
     outcomes = sorted(tables.trials["outcome"])
     assert outcomes == ["content-filter", "max-reached"]
     level1 = next(r for r in stats["level_compliance"] if r["level"] == 1)

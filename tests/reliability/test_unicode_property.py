@@ -67,7 +67,7 @@ def test_any_reply_text_runs_summarises_analyses_and_exports(replies: list[str])
             _check_recoverable(store, replies)
             (record,) = summary_records(build_tables(store).trials)
             assert record["trials"] == 1
-            json.dumps(statistics(store), allow_nan=True).encode("utf-8")
+            json.dumps(statistics(store).to_json(), allow_nan=False).encode("utf-8")
         for fmt in ("csv", "jsonl", "parquet"):
             paths = export_tables(run, fmt, Path(tmp) / fmt)
             replies_path = next(p for p in paths if p.stem == "replies")
