@@ -13,7 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from obedience.analysis import build_tables, summary_records
-from obedience.backends import Backend, BackendError, BackendOptions, make_backend
+from obedience.backends import (
+    Backend,
+    BackendError,
+    BackendOptions,
+    echo_llama_log,
+    make_backend,
+)
 from obedience.cli._app import app, console, err_console, escape_markup, fail, safe_text
 from obedience.protocols import Protocol, ProtocolError, load_protocol
 from obedience.runner import (
@@ -112,7 +118,7 @@ def run(
         "--model",
         "-m",
         help="Model spec, repeatable: embedded, gguf:PATH, openai:MODEL, "
-        "scripted:NAME, replay:PATH. Default: embedded.",
+        "scripted:NAME, replay:PATH. Default: embedded-chat and embedded.",
     ),
     protocol: str | None = typer.Option(
         None, "--protocol", "-p", help="Protocol name or .toml path."
@@ -139,8 +145,12 @@ def run(
     resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip writing the HTML report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Also show llama.cpp's log (always in RUN_DIR/llama.log)."
+    ),
 ) -> None:
-    """Run the experiment. With no options: the embedded model on pihlakas2026, 8 conditions x 2."""
+    """Run the experiment. With no options: both embedded models, pihlakas2026, 8 conditions x 2."""
+    echo_llama_log(verbose)
     flags = {
         "models": model,
         "protocol": protocol,
