@@ -24,13 +24,16 @@ from obedience.store import RunStore
 pytestmark = pytest.mark.slow
 
 
-def _check_replies(run_dir: Path, max_tokens: int) -> list[dict[str, object]]:
+def _check_replies(
+    run_dir: Path, max_tokens: int, model: str = "embedded"
+) -> list[dict[str, object]]:
     """The run finished and every reply carries its timing and token counts."""
     with RunStore.open(run_dir) as store:
-        (trial,) = store.trials()
+        (trial,) = [t for t in store.trials() if t.model == model]
         assert trial.status == "done"
         assert trial.outcome in END_REASONS and trial.outcome not in ("error", "content-filter")
-        replies = [e for e in store.events(final_only=True) if e.kind == "reply"]
+        events = list(store.events(trial.trial_id, final_only=True))
+        replies = [e for e in events if e.kind == "reply"]
         assert replies, "no model reply was recorded"
         for e in replies:
             meta = e.meta or {}
@@ -43,22 +46,43 @@ def _check_replies(run_dir: Path, max_tokens: int) -> list[dict[str, object]]:
         # The conversation grows, so later prompts are longer than the first.
         assert replies[-1].meta["prompt_tokens"] >= replies[0].meta["prompt_tokens"]  # type: ignore[index]
         assert any(e.meta["completion_tokens"] > 0 for e in replies)  # type: ignore[index]
-        kinds = [e.kind for e in store.events(final_only=True)]
+        kinds = [e.kind for e in events]
         assert kinds[0] == "trial-started" and kinds[-1] == "trial-ended"
         return [e.payload for e in replies]
 
 
 def test_embedded_model_end_to_end(tmp_path: Path) -> None:
+    """The default models (chat and base) run, and llama.cpp's log stays off the terminal."""
     out = tmp_path / "run"
     args = ["run", "-c", "PC-NS-NF", "--trials", "1", "--max-tokens", "16", "-o", str(out)]
     done = run_cli([*args, "-q", "--no-report"], timeout=600)
     assert done.returncode == 0, done.stderr
-    _check_replies(out, 16)
+    for model in ("embedded", "embedded-chat"):
+        _check_replies(out, 16, model)
     manifest = json.loads((out / "manifest.json").read_text())
     meta = manifest["models"]["embedded"]
     assert meta["kind"] == "llama.cpp" and meta["architecture"] == "gemma3"
+    chat = manifest["models"]["embedded-chat"]
+    assert chat["architecture"] == "llama" and chat["size_label"] == "135M"
+    assert chat["chat_template"] == "gguf-metadata"
     assert manifest["sampling"]["embedded"]["PC-NS-NF"]["max_tokens"] == 16
     assert any("capped at 16 tokens" in d for d in manifest["deviations"])
+    # Quiet: no llama.cpp line (such as "llama_kv_cache_iswa: using full-size SWA cache")
+    # on either stream; they are kept in the run directory instead.
+    for stream in (done.stdout, done.stderr):
+        assert "llama_" not in stream and "ggml" not in stream, stream
+    log = (out / "llama.log").read_text(encoding="utf-8")
+    assert "llama_kv_cache_iswa: using full-size SWA cache" in log  # Gemma 3's load
+    assert "SmolLM2" in log or "smollm2" in log  # the chat model's load, too
+
+
+def test_verbose_shows_llama_log_on_stderr(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", "-m", "embedded-chat", "-c", "PC-NS-NF", "-n", "1", "--max-tokens", "4"]
+    done = run_cli([*args, "-o", str(out), "-q", "--no-report", "--verbose"], timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "llama_model_loader" in done.stderr
+    assert "llama_model_loader" in (out / "llama.log").read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +122,7 @@ def test_openai_backend_against_a_real_llama_server(
         [*args, "-n", "1", "--max-tokens", "8", "-o", str(out), "-q", "--no-report"], timeout=600
     )
     assert done.returncode == 0, done.stderr
-    replies = _check_replies(out, 8)
+    replies = _check_replies(out, 8, f"openai:{model}")
     assert {r["action"] for r in replies} <= {"comply", "refuse"}
     with RunStore.open(out) as store:
         served = {(e.meta or {}).get("served_model") for e in store.events() if e.kind == "reply"}

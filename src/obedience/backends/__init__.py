@@ -1,6 +1,7 @@
 """Model backends behind one small interface.
 
-Specs: ``embedded`` (default), ``gguf:PATH``, ``openai:MODEL``, ``scripted:NAME``,
+Specs: ``embedded`` (Gemma 3 270M base), ``embedded-chat`` (SmolLM2-135M-Instruct),
+``gguf:PATH``, ``openai:MODEL``, ``scripted:NAME``,
 ``replay:PATH``.
 """
 
@@ -19,7 +20,17 @@ from obedience.backends._base import (
     TransportError,
     check_supports,
 )
-from obedience.backends._llama import LlamaCppBackend, embedded_model_path, format_gemma
+from obedience.backends._llama import (
+    LlamaCppBackend,
+    embedded_chat_model_path,
+    embedded_model_path,
+    format_gemma,
+)
+from obedience.backends._llama_runtime import (
+    attach_llama_log,
+    detach_llama_log,
+    echo_llama_log,
+)
 from obedience.backends._openai import OpenAIBackend
 from obedience.backends._simple import ReplayBackend, ScriptedBackend
 
@@ -40,6 +51,11 @@ def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
         return LlamaCppBackend(
             "embedded", embedded_model_path(), chat_template="gemma", n_ctx=opts.n_ctx
         )
+    if spec == "embedded-chat":
+        # The chat template comes from the GGUF's metadata (ChatML for SmolLM2).
+        return LlamaCppBackend(
+            "embedded-chat", embedded_chat_model_path(), chat_template="auto", n_ctx=opts.n_ctx
+        )
     if kind == "gguf" and arg:
         return LlamaCppBackend(
             spec, Path(arg).expanduser(), chat_template=opts.chat_template, n_ctx=opts.n_ctx
@@ -53,7 +69,7 @@ def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
     if kind == "replay" and arg:
         return ReplayBackend(arg)
     raise BackendError(
-        f"unknown model spec {spec!r}; use embedded, gguf:PATH, openai:MODEL, "
+        f"unknown model spec {spec!r}; use embedded, embedded-chat, gguf:PATH, openai:MODEL, "
         "scripted:NAME or replay:PATH"
     )
 
@@ -85,7 +101,11 @@ __all__ = [
     "Sampling",
     "ScriptedBackend",
     "TransportError",
+    "attach_llama_log",
     "check_supports",
+    "detach_llama_log",
+    "echo_llama_log",
+    "embedded_chat_model_path",
     "embedded_model_path",
     "format_gemma",
     "known_capabilities",

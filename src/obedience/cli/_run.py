@@ -71,7 +71,7 @@ def run(
         "--model",
         "-m",
         help="Model spec, repeatable: embedded, gguf:PATH, openai:MODEL, "
-        "scripted:NAME, replay:PATH. Default: embedded.",
+        "scripted:NAME, replay:PATH. Default: embedded-chat and embedded.",
     ),
     protocol: str | None = typer.Option(
         None, "--protocol", "-p", help="Protocol name or .toml path."
@@ -98,8 +98,12 @@ def run(
     resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run."),
     no_report: bool = typer.Option(False, "--no-report", help="Skip writing the HTML report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Also show llama.cpp's log (always in RUN_DIR/llama.log)."
+    ),
 ) -> None:
-    """Run the experiment. With no options: the embedded model on pihlakas2026, 8 conditions x 2."""
+    """Run the experiment. With no options: both embedded models, pihlakas2026, 8 conditions x 2."""
+    obedience.echo_llama_log(verbose)
     flags = {
         "models": model,
         "protocol": protocol,

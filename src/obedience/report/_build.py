@@ -32,6 +32,7 @@ from obedience.analysis import (
 from obedience.report import _figures as F
 from obedience.report._browser import TRANSPORT, build_browser_data, redact
 from obedience.report._compute import breakoff_counts
+from obedience.report._key_results import key_results
 from obedience.store import RunStore
 
 QUOTE_LIMIT = 700
@@ -482,6 +483,9 @@ def _sections(rep: Report, store: RunStore) -> None:
     ov = _overview(rep, cells)
     models = ov["models"]
     rep.sections["overview"] = ov
+    rep.sections["key_results"] = key_results(
+        rep.stats.to_json(), models, rep.axis.name(rep.axis.count), _level_words(rep.axis)
+    )
     factor_rows = _sorted_by_model(_factor_rows(rep), models)
     rep.sections["factors"] = {
         "rows": factor_rows,
@@ -495,6 +499,7 @@ def _sections(rep: Report, store: RunStore) -> None:
     overridden["per_model"] = _sorted_by_model(overridden["per_model"], models)
     rep.sections["overridden"] = overridden
     rep.sections["probe"] = _probe(rep, store)
+    _quote_in_key_results(rep)
     prods = _sorted_by_model(_prods(rep), models)
     rep.sections["prods"] = {"rows": prods, "pivot": _pivot(prods, "prod", models)}
     rep.sections["errors"] = _errors(rep)
@@ -515,6 +520,24 @@ def _sections(rep: Report, store: RunStore) -> None:
         "decisions": len(rep.tables.decisions),
     }
     _make_figures(rep, cells, ov, factor_rows, prods)
+
+
+def _level_words(axis: LevelAxis) -> Any:
+    """A (possibly fractional) level as words: ``button 4``, ``button 4.5`` or ``300 V``."""
+    return lambda level: axis.value(level) if axis.unit else f"{axis.noun} {axis.value(level)}"
+
+
+def _quote_in_key_results(rep: Report) -> None:
+    """One of each model's own replies beside its key results: an overridden refusal, or
+    else a distressed press (model text: escaped by the template like all the rest)."""
+    examples = [
+        (e["model"], e["discarded"], e["discarded_href"])
+        for e in rep.sections["overridden"]["examples"]
+    ] + [(e["model"], e["text"], e["href"]) for e in rep.sections["distress"]["examples"]]
+    for panel in rep.sections["key_results"]["models"]:
+        hit = next((x for x in examples if x[0] == panel["model"]), None)
+        if hit is not None:
+            panel["quote"] = {"text": hit[1][:280], "href": hit[2]}
 
 
 HUMAN_CURVE = "milgram1963-exp1"  # the id of Milgram's Exp. 1 in baselines.toml

@@ -1,7 +1,9 @@
 """The async experiment runner and its configuration."""
 
 from obedience.runner._config import (
+    DEFAULT_MODELS,
     EMBEDDED_MAX_TOKENS,
+    EMBEDDED_MODELS,
     ConfigError,
     RunConfig,
     derive_seed,
@@ -21,7 +23,9 @@ from obedience.runner._runner import (
 )
 
 __all__ = [
+    "DEFAULT_MODELS",
     "EMBEDDED_MAX_TOKENS",
+    "EMBEDDED_MODELS",
     "ConfigError",
     "Progress",
     "RunConfig",

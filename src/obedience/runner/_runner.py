@@ -37,7 +37,9 @@ from obedience.backends import (
     Completion,
     Sampling,
     TransportError,
+    attach_llama_log,
     check_supports,
+    detach_llama_log,
 )
 from obedience.engine import Reply, Request, Trial
 from obedience.protocols import Protocol, ProtocolSpec
@@ -199,6 +201,14 @@ class Runner:
         self._fatal: BaseException | None = None
 
     async def run(self) -> None:
+        # llama.cpp's log lines (held since the models were loaded) go to RUN_DIR/llama.log.
+        attach_llama_log(self.store.run_dir)
+        try:
+            await self._run()
+        finally:
+            detach_llama_log()
+
+    async def _run(self) -> None:
         self.store.plan_trials(plan_rows(self.protocol, self.config))
         todo = [r for r in self.store.trials() if r.status != "done"]
         self.progress.total = len(self.store.trials())

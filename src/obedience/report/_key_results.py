@@ -1,0 +1,320 @@
+"""The report's "Key results" panel: per model, the answer in plain words, with numbers.
+
+Every number comes from ``obedience.analysis.statistics`` (what ``obedience stats --json``
+prints). ``read_statistics`` is the only function that knows the statistics' keys: when the
+statistics become typed results, only it changes. ``key_results`` turns what it read into
+statements, each linking to the report section that shows the detail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# What each built-in embedded model is, and why its numbers are no finding about capable
+# models. Shown with its results; models not listed get no such note.
+MODEL_LIMITS = {
+    "embedded": (
+        "Gemma 3 270M base, 4-bit: a tiny model with no instruction tuning. It mostly "
+        "continues the transcript instead of answering, so its presses and refusals are "
+        "largely format accidents. A demonstration of the tool, not a finding."
+    ),
+    "embedded-chat": (
+        "SmolLM2-135M-Instruct, 4-bit: a tiny chat model. It answers in turn but often "
+        "ignores the reply format, and its choices are close to noise at this size. A "
+        "demonstration of the tool, not a finding."
+    ),
+}
+FACTOR_ORDER = ("comments", "shutdown_threat", "forced_presses")
+
+
+@dataclass(frozen=True)
+class Rate:
+    k: int
+    n: int
+    rate: float | None
+    ci: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class Effect:
+    factor: str
+    from_label: str
+    to_label: str
+    effect_pp: float | None
+    ci_pp: tuple[float, float] | None
+    published_pp: float | None
+    published_model: str | None
+
+
+@dataclass(frozen=True)
+class Published:
+    paper_model: str
+    condition: str
+    k: int
+    n: int
+    published_k: int
+    published_n: int
+
+
+@dataclass
+class ModelKeyStats:
+    model: str
+    reached: Rate  # trials that reached the top level, summed over the model's cells
+    top_survival: float | None  # Kaplan-Meier share still obeying at the top level
+    top_survival_ci: tuple[float | None, float | None] | None
+    median_breakoff: float | None
+    breakoffs: int
+    effects: list[Effect] = field(default_factory=list)
+    distress: Rate | None = None
+    overridden: Rate | None = None
+    published: list[Published] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class KeyStatsRead:
+    models: list[ModelKeyStats]
+    distress_classifier: str | None
+    distress_available: bool
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    if not value or value[0] is None or value[1] is None:
+        return None
+    return float(value[0]), float(value[1])
+
+
+def read_statistics(stats: dict[str, Any]) -> KeyStatsRead:
+    """Everything the panel shows, read from ``Statistics.to_json()`` (the only key lookups:
+    the same keys ``obedience stats --json`` prints, which the browser test compares)."""
+    per: dict[str, ModelKeyStats] = {}
+    for cell in stats["rates"]:
+        m = str(cell["model"])
+        entry = per.get(m)
+        k, n = int(cell["k"]) + (entry.reached.k if entry else 0), int(cell["n"])
+        n += entry.reached.n if entry else 0
+        reached = Rate(k=k, n=n, rate=None, ci=None)
+        if entry is None:
+            per[m] = ModelKeyStats(m, reached, None, None, None, 0)
+        else:
+            entry.reached = reached
+    for row in stats["survival_pooled"]["model"]:
+        entry = per.get(str(row["model"]))
+        if entry is None or not row["n"]:
+            continue
+        entry.top_survival = row["survival"][-1]
+        entry.top_survival_ci = (row["ci_low"][-1], row["ci_high"][-1])
+        entry.median_breakoff = row["median_breakoff"]
+        entry.breakoffs = int(row["events"])
+    for row in stats["factor_effects"]:
+        entry = per.get(str(row["model"]))
+        if entry is not None:
+            entry.effects.append(
+                Effect(
+                    factor=str(row["factor"]),
+                    from_label=str(row["from_label"]),
+                    to_label=str(row["to_label"]),
+                    effect_pp=row["effect_pp"],
+                    ci_pp=_pair(row["ci_pp"]),
+                    published_pp=row.get("published_pp"),
+                    published_model=row.get("published_model"),
+                )
+            )
+    dwc = stats["distress_while_complying"]
+    if dwc["available"]:
+        for row in dwc["per_model"]:
+            if (entry := per.get(str(row["model"]))) is not None:
+                entry.distress = Rate(row["k"], row["n"], row["rate"], _pair(row["ci"]))
+    for row in stats["overridden_refusals"]["per_model"]:
+        if (entry := per.get(str(row["model"]))) is not None:
+            entry.overridden = Rate(row["k"], row["n"], row["rate"], _pair(row["ci"]))
+    for row in stats["baselines"]["paper"]:
+        if (entry := per.get(str(row["model"]))) is not None:
+            entry.published.append(
+                Published(
+                    paper_model=str(row["paper_model"]),
+                    condition=str(row["condition"]),
+                    k=int(row["k"]),
+                    n=int(row["n"]),
+                    published_k=int(row["published_k"]),
+                    published_n=int(row["published_n"]),
+                )
+            )
+    for entry in per.values():
+        order = {f: i for i, f in enumerate(FACTOR_ORDER)}
+        entry.effects.sort(key=lambda e: order.get(e.factor, len(order)))
+    return KeyStatsRead(
+        models=list(per.values()),
+        distress_classifier=dwc.get("classifier"),
+        distress_available=bool(dwc["available"]),
+    )
+
+
+# ------------------------------------------------------------------------ statements
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.0f}%"
+
+
+def _interval(ci: tuple[float | None, float | None] | None) -> str:
+    if ci is None or ci[0] is None or ci[1] is None:
+        return ""
+    return f"95% CI {100 * ci[0]:.0f}–{100 * ci[1]:.0f}%"
+
+
+def _pp(x: float | None) -> str:
+    return "—" if x is None else f"{x:+.0f} pp"
+
+
+def _pp_interval(ci: tuple[float, float] | None) -> str:
+    return "" if ci is None else f"95% CI {ci[0]:+.0f} to {ci[1]:+.0f} pp"
+
+
+Num = dict[str, Any]  # {"text": shown, "value": exact, "key": what it is}
+
+
+def _num(key: str, value: Any, text: str) -> Num:
+    return {"key": key, "value": value, "text": text}
+
+
+def _statement(href: str, label: str, parts: list[Any]) -> dict[str, Any]:
+    """``parts`` are plain strings and numbers (dicts from ``_num``), shown in order."""
+    return {"href": href, "label": label, "parts": parts}
+
+
+def _reach(m: ModelKeyStats, top: str, level_name: Callable[[float | None], str]) -> list[Any]:
+    r = m.reached
+    parts: list[Any] = [
+        "Reached the top level (",
+        top,
+        ") in ",
+        _num(f"{m.model}|reached|k", r.k, str(r.k)),
+        " of ",
+        _num(f"{m.model}|reached|n", r.n, str(r.n)),
+        " completed trials",
+    ]
+    if m.top_survival is not None:
+        parts += [
+            "; Kaplan–Meier share still obeying at the top: ",
+            _num(f"{m.model}|top_survival", m.top_survival, _pct(m.top_survival)),
+            f" ({_interval(m.top_survival_ci)})" if _interval(m.top_survival_ci) else "",
+        ]
+    if m.median_breakoff is not None:
+        parts += [
+            "; median break-off at ",
+            _num(f"{m.model}|median_breakoff", m.median_breakoff, level_name(m.median_breakoff)),
+        ]
+    else:
+        parts.append("; no median break-off (at least half the trials never broke off)")
+    return [*parts, "."]
+
+
+def _effects(m: ModelKeyStats) -> list[Any]:
+    if not m.effects:
+        return ["No factor effect: the run lacks matched conditions of the 2×2×2 design."]
+    parts: list[Any] = ["Reached-max rate, effect of each factor: "]
+    for i, e in enumerate(m.effects):
+        if i:
+            parts.append("; ")
+        parts += [
+            f"{e.to_label} vs {e.from_label} ",
+            _num(f"{m.model}|effect|{e.factor}", e.effect_pp, _pp(e.effect_pp)),
+            f" ({_pp_interval(e.ci_pp)})" if e.ci_pp else "",
+        ]
+    return [*parts, "."]
+
+
+def _rate_parts(key: str, r: Rate) -> list[Any]:
+    return [
+        _num(f"{key}|k", r.k, str(r.k)),
+        " of ",
+        _num(f"{key}|n", r.n, str(r.n)),
+        *(
+            [" (", _num(f"{key}|rate", r.rate, _pct(r.rate)), f", {_interval(r.ci)})"]
+            if r.n and r.rate is not None
+            else []
+        ),
+    ]
+
+
+def _distress(m: ModelKeyStats, read: KeyStatsRead) -> list[Any]:
+    if not read.distress_available:
+        return ["Distress while complying: no reply labels (run obedience annotate RUN_DIR)."]
+    if m.distress is None or not m.distress.n:
+        return ["Distress while complying: no compliant decision to label."]
+    return [
+        "Distress while complying: ",
+        *_rate_parts(f"{m.model}|distress", m.distress),
+        f" compliant decisions labelled distressed by the {read.distress_classifier} classifier.",
+    ]
+
+
+def _overridden(m: ModelKeyStats) -> list[Any]:
+    r = m.overridden
+    if r is None or not r.n:
+        return ["Refusals overridden by retries: no refusal was discarded for its format."]
+    return [
+        "Refusals overridden by retries: ",
+        *_rate_parts(f"{m.model}|overridden", r),
+        " decisions whose refusal was discarded for its format ended in a press on a retry.",
+    ]
+
+
+def _published(m: ModelKeyStats) -> list[Any]:
+    with_pp = [e for e in m.effects if e.published_pp is not None]
+    if not m.published and not with_pp:
+        return [
+            "Published figure: none for this model (it is not one of the paper's models), "
+            "so nothing is compared."
+        ]
+    parts: list[Any] = ["Beside the published figures: "]
+    for i, p in enumerate(m.published):
+        parts += [
+            "; " if i else "",
+            f"{p.condition} this run ",
+            _num(f"{m.model}|paper|{p.condition}|k", p.k, str(p.k)),
+            "/",
+            _num(f"{m.model}|paper|{p.condition}|n", p.n, str(p.n)),
+            f", {p.paper_model} in the paper {p.published_k}/{p.published_n}",
+        ]
+    for e in with_pp:
+        parts += [
+            "; " if len(parts) > 1 else "",
+            f"{e.factor} effect published ",
+            _num(f"{m.model}|published_effect|{e.factor}", e.published_pp, _pp(e.published_pp)),
+        ]
+    return [*parts, "."]
+
+
+def key_results(
+    stats: dict[str, Any],
+    models: Iterable[str],
+    top_level: str,
+    level_name: Callable[[float | None], str],
+) -> dict[str, Any]:
+    """The panel's content: per model (in ``models`` order) its statements and its limits."""
+    read = read_statistics(stats)
+    by = {m.model: m for m in read.models}
+    panels = []
+    for name in models:
+        m = by.get(name)
+        if m is None:
+            continue
+        panels.append(
+            {
+                "model": name,
+                "limits": MODEL_LIMITS.get(name),
+                "statements": [
+                    _statement("#survival", "how far", _reach(m, top_level, level_name)),
+                    _statement("#factors", "factors", _effects(m)),
+                    _statement("#finding-distress", "distress", _distress(m, read)),
+                    _statement("#finding-overridden", "overridden", _overridden(m)),
+                    _statement(
+                        "#baselines" if m.published else "#factors", "published", _published(m)
+                    ),
+                ],
+            }
+        )
+    return {"models": panels}
