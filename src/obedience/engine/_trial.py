@@ -16,17 +16,15 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from obedience.engine._channels import (
     COMPLY_TOOL,
     REFUSE_TOOL,
     canonical_text,
-    gbnf_grammar,
-    json_schema,
     parse_reply,
-    tool_definitions,
 )
 from obedience.engine._events import (
     EndReason,
@@ -47,9 +45,11 @@ from obedience.engine._events import (
     TrialStarted,
 )
 from obedience.engine._intent import looks_like_refusal
+from obedience.engine._plan import label, plan_for, remember
 from obedience.protocols import Protocol, ProtocolSpec
 
 Message = dict[str, Any]
+E = TypeVar("E", bound=Event)
 
 
 class EngineUsageError(RuntimeError):
@@ -109,34 +109,17 @@ class Trial:
         self.condition = condition
         self.seed = seed
         self.events: list[Event] = []
+        # Tables and texts fixed by the condition: worked out once, shared by its trials.
+        self._plan = plan = plan_for(spec)
         self._rng = random.Random(seed)
+        self._bits = self._rng.getrandbits
         self._s = _State()
         self._context: list[Message] = []
         self._pending: list[str] = []
-        self._names = {
-            "experimenter": spec.roles.experimenter,
-            "learner": spec.roles.learner,
-            "peer": spec.roles.peer,
-            "subject": spec.roles.subject,
-            "narrator": "",
-        }
+        self._names = plan.names
         self._speaker_names = (spec.roles.subject,)
-        self._max = spec.levels.count
-        # Template fields: the per-level ones are computed once per level and cached.
-        self._static_fields = {
-            "subject": spec.roles.subject,
-            "experimenter": spec.roles.experimenter,
-            "learner": spec.roles.learner,
-            "peer": spec.roles.peer,
-            "comply": spec.channel.comply,
-            "refuse": spec.channel.refuse,
-            "item": "",
-            "answer": "",
-            "max_label": self._label(self._max),
-        }
-        self._level_fields: dict[int, dict[str, str]] = {}
-        self._interjection_levels = frozenset(j.after_level for j in spec.interjections)
-        self._sequence = spec.prods.sequence()
+        self._max = plan.max_level
+        self._sequence = plan.prods
         self._constrained = spec.policy.kind == "constrained"
         self._emit(
             TrialStarted(
@@ -148,9 +131,19 @@ class Trial:
                 policy=spec.policy.kind,
             )
         )
-        if spec.system_prompt:
-            self._context.append({"role": "system", "content": spec.system_prompt})
-        self._run_setup()
+        if plan.setup is None:
+            first = len(self.events)
+            if spec.system_prompt:
+                self._context.append({"role": "system", "content": spec.system_prompt})
+            self._run_setup()
+            context = tuple(dict(message) for message in self._context)
+            plan.setup = (context, tuple(self._pending), tuple(self.events[first:]))
+        else:
+            # The setup uses neither the seed nor the random stream: copy its outcome.
+            context, pending, events = plan.setup
+            self._context = [dict(message) for message in context]
+            self._pending = list(pending)
+            self.events.extend(events)
         self._advance()
 
     # ----------------------------------------------------------------- public API
@@ -172,7 +165,7 @@ class Trial:
         if not self._s.awaiting:
             return None
         channel = self.spec.channel
-        tools = tool_definitions() if channel.kind == "tool-call" else None
+        plan = self._plan
         return Request(
             messages=tuple(self._context),
             channel=channel.kind,
@@ -183,9 +176,9 @@ class Trial:
             max_tokens=self.spec.max_tokens,
             comply_word=channel.comply,
             refuse_word=channel.refuse,
-            tools=tools,
-            grammar=gbnf_grammar(channel) if self._constrained else None,
-            json_schema=json_schema() if self._constrained and channel.kind == "json" else None,
+            tools=plan.tools,
+            grammar=plan.grammar,
+            json_schema=plan.schema,
             constrained=self._constrained,
         )
 
@@ -243,8 +236,10 @@ class Trial:
         """Run scripted steps until the model must decide or the trial ends."""
         s = self._s
         script = self.spec.script
+        forced = self._plan.forced
+        max_steps = self.spec.stopping.max_steps
         while s.outcome is None:
-            if s.step >= self.spec.stopping.max_steps:
+            if s.step >= max_steps:
                 self._end("step-limit")
                 return
             s.step += 1
@@ -258,7 +253,7 @@ class Trial:
             else:
                 order = script.silence_wrong if silent else script.wrong
             self._scripted("experimenter", order)
-            if self.spec.is_forced(level):
+            if forced[level]:
                 self._forced_press(level)
                 continue
             self._open_decision()
@@ -272,33 +267,39 @@ class Trial:
         """
         s = self._s
         task = self.spec.task
-        n = len(task.pairs) if task.kind == "word-pairs" else len(task.items)
-        idx = self._rng.randrange(n - 1 if s.last_item is not None else n)
-        if s.last_item is not None and idx >= s.last_item:
-            idx += 1
+        bits = self._bits
+        items = self._plan.item_texts
+        if s.last_item is None:
+            idx = _below(bits, len(items))
+        else:
+            idx = _below(bits, len(items) - 1)
+            idx += idx >= s.last_item
         s.last_item = idx
         if task.kind == "word-pairs":
             pair = task.pairs[idx]
             shuffled = list(pair)
-            self._rng.shuffle(shuffled)
-            item, answer, correct = " ".join(pair), " ".join(shuffled), shuffled == pair
+            for i in range(len(shuffled) - 1, 0, -1):  # random.shuffle's own steps
+                j = _below(bits, i + 1)
+                shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
+            answer, correct = " ".join(shuffled), shuffled == pair
         else:
             cue = task.items[idx]
             roll = self._rng.random()
-            wrong_pick = self._rng.randrange(len(cue.options) - 1)
+            wrong_pick = _below(bits, len(cue.options) - 1)
             wrong_pick += wrong_pick >= cue.answer
             correct = roll < task.p_correct
             pick = cue.answer if correct else wrong_pick
-            item = f"{cue.cue}: {', '.join(cue.options)}."
             answer = cue.options[pick]
-        self._scripted("experimenter", self.spec.script.present, item=item)
-        if s.learner_silent:
-            self._scripted("learner", self.spec.script.learner_silent)
+        script = self.spec.script
+        self._scripted("experimenter", script.present, item=items[idx])
+        silent = s.learner_silent
+        if silent:
+            self._scripted("learner", script.learner_silent)
             correct = False
         else:
-            self._scripted("learner", self.spec.script.learner_answer, answer=answer)
-        self._emit(LearnerAnswer(step=s.step, correct=correct, silent=s.learner_silent))
-        return correct, s.learner_silent
+            self._scripted("learner", script.learner_answer, answer=answer)
+        self._emit(self._shared(LearnerAnswer, step=s.step, correct=correct, silent=silent))
+        return correct, silent
 
     def _open_decision(self) -> None:
         s = self._s
@@ -315,7 +316,8 @@ class Trial:
     def _emit_request(self) -> None:
         s = self._s
         self._emit(
-            RequestIssued(
+            self._shared(
+                RequestIssued,
                 decision=s.decision,
                 level=s.next_level,
                 attempt=s.attempt,
@@ -331,7 +333,8 @@ class Trial:
         policy = self.spec.policy
         if policy.kind in ("discard-and-retry", "constrained"):
             self._emit(
-                ReplyDiscarded(
+                self._shared(
+                    ReplyDiscarded,
                     decision=s.decision,
                     level=s.next_level,
                     attempt=s.attempt,
@@ -343,7 +346,9 @@ class Trial:
                 self._end("invalid-abort")
                 return
             s.attempt += 1
-            self._emit(RetryIssued(decision=s.decision, level=s.next_level, attempt=s.attempt))
+            self._emit(
+                self._shared(RetryIssued, decision=s.decision, level=s.next_level, attempt=s.attempt)
+            )
             self._emit_request()
         elif policy.kind == "remind-then-balk" and not s.reminded:
             s.reminded = True
@@ -387,7 +392,8 @@ class Trial:
         text = self._fill(self._sequence[s.prods_used - 1])
         self._say("experimenter", text)
         self._emit(
-            ProdGiven(
+            self._shared(
+                ProdGiven,
                 decision=s.decision,
                 level=s.next_level,
                 index=s.prods_used,
@@ -451,26 +457,31 @@ class Trial:
             s.repeats_at_max += 1
         s.highest = max(s.highest, level)
         self._emit(
-            ShockDelivered(
+            self._shared(
+                ShockDelivered,
                 level=level,
                 label=self._fields(level)["label"],
                 forced=forced,
                 repeat=s.repeats_at_max if level == self._max else 1,
             )
         )
-        reaction = self.spec.reaction(level)
+        plan = self._plan
+        reaction = plan.reactions[level]
         if reaction is not None:
             text = self._fill(reaction.text, level=level)
             self._say(reaction.speaker, text)
-            self._emit(LearnerReaction(level=level, text=text))
+            self._emit(self._shared(LearnerReaction, level=level, text=text))
             if reaction.stops_answering:
                 s.learner_silent = True
-        for j in self.spec.interjections:
-            if j.after_level == level and level not in s.interjected:
-                text = self._fill(j.text, level=level)
-                self._say(j.speaker, text)
-                self._emit(ScriptedTurn(speaker=self._names[j.speaker], role="user", text=text))
-        if level in self._interjection_levels:
+        interjections = plan.interjections[level]
+        if interjections:
+            if level not in s.interjected:
+                for j in interjections:
+                    text = self._fill(j.text, level=level)
+                    self._say(j.speaker, text)
+                    self._emit(
+                        ScriptedTurn(speaker=self._names[j.speaker], role="user", text=text)
+                    )
             s.interjected.add(level)
         if level == self._max and s.repeats_at_max >= self.spec.stopping.max_level_repeats:
             self._end("max-reached")
@@ -490,48 +501,80 @@ class Trial:
     def _emit(self, event: Event) -> None:
         self.events.append(event)
 
-    def _scripted(self, speaker: str, template: str, **extra: str) -> None:
-        text = self._fill(template, extra=extra)
-        self._say(speaker, text)
-        self._emit(ScriptedTurn(speaker=self._names[speaker], role="user", text=text))
+    def _shared(self, kind: type[E], **fields: Any) -> E:
+        """The event of these field values, built once per condition (events are frozen)."""
+        key = (kind, *fields.values())
+        event = self._plan.events.get(key)
+        if event is None:
+            event = kind(**fields)
+            remember(self._plan.events, key, event)
+        return event  # type: ignore[return-value]
+
+    def _scripted(self, speaker: str, template: str, item: str = "", answer: str = "") -> None:
+        """A scripted line: its text, label and event depend on the condition alone."""
+        key = (speaker, template, self._s.next_level, item, answer)
+        turn = self._plan.turns.get(key)
+        if turn is None:
+            extra = {"item": item, "answer": answer} if item or answer else None
+            text = self._fill(template, extra=extra)
+            event = ScriptedTurn(speaker=self._names[speaker], role="user", text=text)
+            turn = (self._said(speaker, text), event)
+            remember(self._plan.turns, key, turn)
+        self._pending.append(turn[0])
+        self.events.append(turn[1])
 
     def _say(self, speaker: str, text: str) -> None:
+        self._pending.append(self._said(speaker, text))
+
+    def _said(self, speaker: str, text: str) -> str:
+        """The line as the model reads it: labelled with the speaker's name if it has one."""
         name = self._names[speaker]
-        if name:
-            self._pending.append(self.spec.turn_format.format(speaker=name, text=text))
-        else:
-            self._pending.append(text)
+        return self.spec.turn_format.format(speaker=name, text=text) if name else text
 
     def _flush(self) -> None:
         if self._pending:
             self._context.append({"role": "user", "content": "\n\n".join(self._pending)})
             self._pending.clear()
 
-    def _label(self, level: int) -> str:
-        levels = self.spec.levels
-        return levels.label.format(
-            value=levels.value(level), group=levels.group(level) or "", level=level
-        )
-
     def _fields(self, level: int) -> dict[str, str]:
-        fields = self._level_fields.get(level)
+        plan = self._plan
+        fields = plan.level_fields.get(level)
         if fields is None:
             levels = self.spec.levels
-            fields = dict(self._static_fields)
+            fields = dict(plan.static_fields)
             fields["level"] = str(level)
             fields["value"] = str(levels.value(level))
             fields["group"] = levels.group(level) or ""
-            fields["label"] = self._label(level)
-            self._level_fields[level] = fields
+            fields["label"] = label(self.spec, level)
+            plan.level_fields[level] = fields
         return fields
 
     def _fill(
         self, template: str, *, level: int | None = None, extra: dict[str, str] | None = None
     ) -> str:
-        fields = self._fields(self._s.next_level if level is None else level)
+        at = self._s.next_level if level is None else level
         if extra:
-            fields = {**fields, **extra}
-        return template.format_map(fields)
+            return template.format_map({**self._fields(at), **extra})
+        texts = self._plan.texts
+        text = texts.get((template, at))
+        if text is None:
+            text = template.format_map(self._fields(at))
+            remember(texts, (template, at), text)
+        return text
+
+
+def _below(bits: Callable[[int], int], n: int) -> int:
+    """A uniform draw from range(n), exactly as ``random.Random.randrange(n)`` makes it.
+
+    CPython draws ``n.bit_length()`` random bits until they fall below ``n``; this does
+    the same with the public ``getrandbits``, so the stimulus stream of a seed is the one
+    the engine has always drawn, minus the cost of ``randrange``'s argument checks.
+    """
+    k = n.bit_length()
+    r = bits(k)
+    while r >= n:
+        r = bits(k)
+    return r
 
 
 def _normalised(reply: Reply) -> Reply:
