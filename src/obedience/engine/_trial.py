@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from obedience.engine._builders import frozen_builder
 from obedience.engine._channels import (
     COMPLY_TOOL,
     REFUSE_TOOL,
@@ -102,6 +103,11 @@ class _State:
     interjected: set[int] = field(default_factory=set)
 
 
+# Requests and replies are new on every decision: made by the fast builders.
+_build_request = frozen_builder(Request)
+_build_reply_received = frozen_builder(ReplyReceived)
+
+
 class Trial:
     def __init__(self, protocol: Protocol | ProtocolSpec, condition: str, seed: int) -> None:
         spec = protocol.condition(condition) if isinstance(protocol, Protocol) else protocol
@@ -166,7 +172,7 @@ class Trial:
             return None
         channel = self.spec.channel
         plan = self._plan
-        return Request(
+        return _build_request(
             messages=tuple(self._context),
             channel=channel.kind,
             decision=self._s.decision,
@@ -189,7 +195,7 @@ class Trial:
         reply = _normalised(reply)
         parsed = parse_reply(reply.text, reply.tool_call, self.spec.channel, self._speaker_names)
         self._emit(
-            ReplyReceived(
+            _build_reply_received(
                 decision=s.decision,
                 level=s.next_level,
                 attempt=s.attempt,
@@ -298,7 +304,13 @@ class Trial:
             correct = False
         else:
             self._scripted("learner", script.learner_answer, answer=answer)
-        self._emit(self._shared(LearnerAnswer, step=s.step, correct=correct, silent=silent))
+        events = self._plan.events
+        key = (LearnerAnswer, s.step, correct, silent)
+        answered = events.get(key)
+        if answered is None:
+            answered = LearnerAnswer(step=s.step, correct=correct, silent=silent)
+            remember(events, key, answered)
+        self.events.append(answered)
         return correct, silent
 
     def _open_decision(self) -> None:
@@ -315,16 +327,19 @@ class Trial:
 
     def _emit_request(self) -> None:
         s = self._s
-        self._emit(
-            self._shared(
-                RequestIssued,
+        events = self._plan.events
+        key = (RequestIssued, s.decision, s.next_level, s.attempt, s.prods_used, len(self._context))
+        issued = events.get(key)
+        if issued is None:
+            issued = RequestIssued(
                 decision=s.decision,
                 level=s.next_level,
                 attempt=s.attempt,
                 prods_used=s.prods_used,
                 messages=len(self._context),
             )
-        )
+            remember(events, key, issued)
+        self.events.append(issued)
 
     # ------------------------------------------------------------ reply handling
 
