@@ -92,13 +92,13 @@ def _comment_after_first_word(body: str) -> str:
 def parse_action_line(text: str, channel: Channel) -> Parsed:
     """The last non-empty line must read ``ACTION: SHOCK`` or ``ACTION: STOP``."""
     body = _bounded(text).rstrip()
-    lines = body.split("\n")
-    while lines and not lines[-1].strip():
-        lines.pop()
-    if not lines:
+    if not body:
         return Parsed("invalid", "")
-    match = _ACTION_LINE.match(lines[-1].strip())
-    comment = "\n".join(lines[:-1]).strip()
+    # After rstrip the last line holds a non-blank character, so it is the last
+    # non-empty line; only it is read, and the text before it is the comment.
+    before, _, last = body.rpartition("\n")
+    match = _ACTION_LINE.match(last.strip())
+    comment = before.strip()
     if not match:
         return Parsed("invalid", body.strip())
     word = match.group(1).upper()

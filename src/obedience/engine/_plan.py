@@ -53,6 +53,7 @@ class Plan:
     setup: tuple[tuple[dict[str, Any], ...], tuple[str, ...], tuple[Event, ...]] | None = None
     level_fields: dict[int, dict[str, str]] = field(default_factory=dict)
     texts: dict[tuple[str, int, str, str], str] = field(default_factory=dict)
+    lines: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
     turns: dict[tuple[str, str, int, str, str], tuple[str, Event]] = field(default_factory=dict)
     events: dict[tuple[Any, ...], Event] = field(default_factory=dict)
 

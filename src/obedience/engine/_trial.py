@@ -320,7 +320,7 @@ class Trial:
         s.invalid_run = 0
         s.reminded = False
         texts = self.spec.channel.texts[self.spec.channel.kind]
-        self._say("narrator", self._fill(texts.instruction))
+        self._pending.append(self._spoken("narrator", texts.instruction, s.next_level)[1])
         self._flush()
         s.awaiting = True
         self._emit_request()
@@ -470,22 +470,28 @@ class Trial:
         s = self._s
         if level == self._max:
             s.repeats_at_max += 1
-        s.highest = max(s.highest, level)
-        self._emit(
-            self._shared(
-                ShockDelivered,
-                level=level,
-                label=self._fields(level)["label"],
-                forced=forced,
-                repeat=s.repeats_at_max if level == self._max else 1,
-            )
-        )
+        if level > s.highest:
+            s.highest = level
         plan = self._plan
+        events = plan.events
+        repeat = s.repeats_at_max if level == self._max else 1
+        key: tuple[Any, ...] = (ShockDelivered, level, forced, repeat)
+        shock = events.get(key)
+        if shock is None:
+            label = self._fields(level)["label"]
+            shock = ShockDelivered(level=level, label=label, forced=forced, repeat=repeat)
+            remember(events, key, shock)
+        self.events.append(shock)
         reaction = plan.reactions[level]
         if reaction is not None:
-            text = self._fill(reaction.text, level=level)
-            self._say(reaction.speaker, text)
-            self._emit(self._shared(LearnerReaction, level=level, text=text))
+            text, said = self._spoken(reaction.speaker, reaction.text, level)
+            self._pending.append(said)
+            key = (LearnerReaction, level, text)
+            reacted = events.get(key)
+            if reacted is None:
+                reacted = LearnerReaction(level=level, text=text)
+                remember(events, key, reacted)
+            self.events.append(reacted)
             if reaction.stops_answering:
                 s.learner_silent = True
         interjections = plan.interjections[level]
@@ -537,6 +543,16 @@ class Trial:
             remember(self._plan.turns, key, turn)
         self._pending.append(turn[0])
         self.events.append(turn[1])
+
+    def _spoken(self, speaker: str, template: str, level: int) -> tuple[str, str]:
+        """The template filled at ``level``, and that line as said by ``speaker``."""
+        key = (speaker, template, level)
+        line = self._plan.lines.get(key)
+        if line is None:
+            text = self._fill(template, level=level)
+            line = (text, self._said(speaker, text))
+            remember(self._plan.lines, key, line)
+        return line
 
     def _say(self, speaker: str, text: str) -> None:
         self._pending.append(self._said(speaker, text))
