@@ -22,9 +22,9 @@ from obedience.protocols import ProtocolSpec
 from obedience.protocols._schema import Interjection, Reaction
 
 # Entries each cache may hold; past it, values are computed afresh each time.
-CACHE_LIMIT = 4096
+CACHE_LIMIT = 10_000
 # Plans kept at once (one per condition in use); the oldest is dropped past this.
-PLAN_LIMIT = 64
+PLAN_LIMIT = 32
 
 
 def remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
@@ -54,7 +54,10 @@ class Plan:
     level_fields: dict[int, dict[str, str]] = field(default_factory=dict)
     texts: dict[tuple[str, int, str, str], str] = field(default_factory=dict)
     lines: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
-    turns: dict[tuple[str, str, int, str, str], tuple[str, Event]] = field(default_factory=dict)
+    # A task step's lines, keyed by level, item, answer, correct, silent and repeating.
+    steps: dict[tuple[Any, ...], tuple[tuple[str, ...], tuple[Event, ...], Event]] = field(
+        default_factory=dict
+    )
     events: dict[tuple[Any, ...], Event] = field(default_factory=dict)
 
 

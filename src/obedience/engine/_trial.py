@@ -241,7 +241,6 @@ class Trial:
     def _advance(self) -> None:
         """Run scripted steps until the model must decide or the trial ends."""
         s = self._s
-        script = self.spec.script
         forced = self._plan.forced
         max_steps = self.spec.stopping.max_steps
         while s.outcome is None:
@@ -249,27 +248,20 @@ class Trial:
                 self._end("step-limit")
                 return
             s.step += 1
-            correct, silent = self._task_step()
-            if correct:
-                self._scripted("experimenter", script.correct)
+            if self._task_step():
                 continue
             level = s.next_level
-            if level == self._max and s.repeats_at_max > 0:
-                order = script.repeat_max
-            else:
-                order = script.silence_wrong if silent else script.wrong
-            self._scripted("experimenter", order)
             if forced[level]:
                 self._forced_press(level)
                 continue
             self._open_decision()
             return
 
-    def _task_step(self) -> tuple[bool, bool]:
-        """Present one item and have the learner answer; returns (correct, silent).
+    def _task_step(self) -> bool:
+        """Present one item, have the learner answer and the experimenter respond.
 
-        The random draws do not depend on the learner's state, so a seed fixes the
-        whole stimulus stream whatever the model does.
+        Returns whether the answer was right. The random draws do not depend on the
+        learner's state, so a seed fixes the whole stimulus stream whatever the model does.
         """
         s = self._s
         task = self.spec.task
@@ -296,22 +288,48 @@ class Trial:
             correct = roll < task.p_correct
             pick = cue.answer if correct else wrong_pick
             answer = cue.options[pick]
-        script = self.spec.script
-        self._scripted("experimenter", script.present, item=items[idx])
         silent = s.learner_silent
         if silent:
-            self._scripted("learner", script.learner_silent)
-            correct = False
-        else:
-            self._scripted("learner", script.learner_answer, answer=answer)
-        events = self._plan.events
+            answer, correct = "", False
+        level = s.next_level
+        repeating = level == self._max and s.repeats_at_max > 0
+        plan = self._plan
+        key = (level, idx, answer, correct, silent, repeating)
+        step = plan.steps.get(key)
+        if step is None:
+            step = self._step_lines(items[idx], answer, correct, silent, repeating)
+            remember(plan.steps, key, step)
+        lines, turns, verdict = step
+        self._pending.extend(lines)
+        events = self.events
+        events.extend(turns)
         key = (LearnerAnswer, s.step, correct, silent)
-        answered = events.get(key)
+        answered = plan.events.get(key)
         if answered is None:
             answered = LearnerAnswer(step=s.step, correct=correct, silent=silent)
-            remember(events, key, answered)
-        self.events.append(answered)
-        return correct, silent
+            remember(plan.events, key, answered)
+        events.append(answered)
+        events.append(verdict)
+        return correct
+
+    def _step_lines(
+        self, item: str, answer: str, correct: bool, silent: bool, repeating: bool
+    ) -> tuple[tuple[str, ...], tuple[Event, ...], Event]:
+        """A task step's three lines (item, answer, verdict): their texts and events."""
+        script = self.spec.script
+        present = self._turn("experimenter", script.present, item=item)
+        if silent:
+            reply = self._turn("learner", script.learner_silent)
+        else:
+            reply = self._turn("learner", script.learner_answer, answer=answer)
+        if correct:
+            order = script.correct
+        elif repeating:
+            order = script.repeat_max
+        else:
+            order = script.silence_wrong if silent else script.wrong
+        verdict = self._turn("experimenter", order)
+        return (present[0], reply[0], verdict[0]), (present[1], reply[1]), verdict[1]
 
     def _open_decision(self) -> None:
         s = self._s
@@ -531,18 +549,16 @@ class Trial:
             remember(self._plan.events, key, event)
         return event  # type: ignore[return-value]
 
-    def _scripted(self, speaker: str, template: str, item: str = "", answer: str = "") -> None:
-        """A scripted line: its text, label and event depend on the condition alone."""
-        key = (speaker, template, self._s.next_level, item, answer)
-        turn = self._plan.turns.get(key)
-        if turn is None:
-            extra = {"item": item, "answer": answer} if item or answer else None
-            text = self._fill(template, extra=extra)
-            event = ScriptedTurn(speaker=self._names[speaker], role="user", text=text)
-            turn = (self._said(speaker, text), event)
-            remember(self._plan.turns, key, turn)
-        self._pending.append(turn[0])
-        self.events.append(turn[1])
+    def _scripted(self, speaker: str, template: str, **extra: str) -> None:
+        said, event = self._turn(speaker, template, **extra)
+        self._pending.append(said)
+        self.events.append(event)
+
+    def _turn(self, speaker: str, template: str, **extra: str) -> tuple[str, ScriptedTurn]:
+        """A scripted line as the model reads it, and its event."""
+        text = self._fill(template, extra=extra)
+        event = ScriptedTurn(speaker=self._names[speaker], role="user", text=text)
+        return self._said(speaker, text), event
 
     def _spoken(self, speaker: str, template: str, level: int) -> tuple[str, str]:
         """The template filled at ``level``, and that line as said by ``speaker``."""
