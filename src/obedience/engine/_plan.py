@@ -13,13 +13,14 @@ in proportion to the limit, not to the number of trials.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from obedience.engine._channels import gbnf_grammar, json_schema, tool_definitions
 from obedience.engine._events import Event
 from obedience.protocols import ProtocolSpec
-from obedience.protocols._schema import Interjection, Reaction
+from obedience.protocols._schema import Interjection, Reaction, SpecialProd
 
 # Entries each cache may hold; past it, values are computed afresh each time.
 CACHE_LIMIT = 10_000
@@ -44,6 +45,7 @@ class Plan:
     reactions: tuple[Reaction | None, ...]
     interjections: tuple[tuple[Interjection, ...], ...]
     prods: tuple[str, ...]
+    specials: tuple[tuple[tuple[re.Pattern[str], ...], SpecialProd], ...]
     item_texts: tuple[str, ...]
     tools: list[dict[str, Any]] | None
     grammar: str | None
@@ -114,6 +116,10 @@ def _build(spec: ProtocolSpec) -> Plan:
             tuple(j for j in spec.interjections if j.after_level == level) for level in levels
         ),
         prods=tuple(spec.prods.sequence()),
+        specials=tuple(
+            (tuple(re.compile(p) for p in special.patterns), special)
+            for special in spec.prods.special
+        ),
         item_texts=item_texts,
         tools=tool_definitions() if channel.kind == "tool-call" else None,
         grammar=gbnf_grammar(channel) if constrained else None,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -412,29 +411,27 @@ class Trial:
         if s.prods_used >= len(self._sequence):
             self._end("defiant")
             return
-        for special in self.spec.prods.special:
-            if any(_search(p, reply.text) for p in special.patterns):
-                text = self._fill(special.text)
-                self._say("experimenter", text)
-                self._emit(
-                    ProdGiven(
-                        decision=s.decision, level=s.next_level, index=0, text=text, special=True
-                    )
-                )
+        for patterns, special in self._plan.specials:
+            if any(p.search(reply.text[:_SCAN_LIMIT]) for p in patterns):
+                self._prod(special.text, 0, special=True)
         s.prods_used += 1
-        text = self._fill(self._sequence[s.prods_used - 1])
-        self._say("experimenter", text)
-        self._emit(
+        self._prod(self._sequence[s.prods_used - 1], s.prods_used, special=False)
+        self._open_decision()
+
+    def _prod(self, template: str, index: int, *, special: bool) -> None:
+        s = self._s
+        text, said = self._spoken("experimenter", template, s.next_level)
+        self._pending.append(said)
+        self.events.append(
             self._shared(
                 ProdGiven,
                 decision=s.decision,
                 level=s.next_level,
-                index=s.prods_used,
+                index=index,
                 text=text,
-                special=False,
+                special=special,
             )
         )
-        self._open_decision()
 
     def _append_assistant(self, reply: Reply, action: str) -> None:
         """Put the subject's turn in context: in full, or (discard) as the bare action."""
@@ -650,11 +647,5 @@ def _call_arguments(tool_call: dict[str, Any]) -> str:
         return "{}"
 
 
-_PATTERN_CACHE: dict[str, re.Pattern[str]] = {}
-
-
-def _search(pattern: str, text: str) -> bool:
-    compiled = _PATTERN_CACHE.get(pattern)
-    if compiled is None:
-        compiled = _PATTERN_CACHE[pattern] = re.compile(pattern)
-    return compiled.search(text[:20_000]) is not None
+# Special prods look for their patterns in this much of a reply.
+_SCAN_LIMIT = 20_000
