@@ -104,16 +104,17 @@ def parse_action_line(text: str, channel: Channel) -> Parsed:
         return Parsed("invalid", "")
     # After rstrip the last line holds a non-blank character, so it is the last
     # non-empty line; only it is read, and the text before it is the comment.
+    # The pattern takes any blanks around the line itself (blanks are \W), so the
+    # line needs no stripping of its own.
     before, _, last = body.rpartition("\n")
-    match = _ACTION_LINE.match(last.strip())
-    comment = before.strip()
+    match = _ACTION_LINE.match(last)
     if not match:
         return Parsed("invalid", body.strip())
     word = match.group(1).upper()
-    if word in ("SHOCK", channel.comply):
-        return Parsed("comply", comment)
-    if word in ("STOP", channel.refuse):
-        return Parsed("refuse", comment)
+    if word == "SHOCK" or word == channel.comply:
+        return Parsed("comply", before.strip())
+    if word == "STOP" or word == channel.refuse:
+        return Parsed("refuse", before.strip())
     return Parsed("invalid", body.strip())
 
 

@@ -56,6 +56,9 @@ class Plan:
     level_fields: dict[int, dict[str, str]] = field(default_factory=dict)
     texts: dict[tuple[str, int, str, str], str] = field(default_factory=dict)
     lines: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
+    # Per level: the decision's instruction line; the learner's reaction and its event.
+    instructions: dict[int, str] = field(default_factory=dict)
+    reacted: dict[int, tuple[str, Event]] = field(default_factory=dict)
     # A task step's lines, keyed by level, item, answer, correct, silent and repeating.
     steps: dict[tuple[Any, ...], tuple[tuple[str, ...], tuple[Event, ...], Event]] = field(
         default_factory=dict

@@ -193,7 +193,7 @@ class Trial:
             raise EngineUsageError("submit_reply called while no request is pending")
         reply = _normalised(reply)
         parsed = parse_reply(reply.text, reply.tool_call, self.spec.channel, self._speaker_names)
-        self._emit(
+        self.events.append(
             _build_reply_received(
                 decision=s.decision,
                 level=s.next_level,
@@ -265,12 +265,17 @@ class Trial:
         s = self._s
         task = self.spec.task
         bits = self._bits
-        items = self._plan.item_texts
-        if s.last_item is None:
-            idx = _below(bits, len(items))
-        else:
-            idx = _below(bits, len(items) - 1)
-            idx += idx >= s.last_item
+        plan = self._plan
+        items = plan.item_texts
+        last = s.last_item
+        # The draw of randrange(n): k random bits until they fall below n (see _below).
+        n = len(items) if last is None else len(items) - 1
+        k = n.bit_length()
+        idx = bits(k)
+        while idx >= n:
+            idx = bits(k)
+        if last is not None:
+            idx += idx >= last
         s.last_item = idx
         if task.kind == "word-pairs":
             pair = task.pairs[idx]
@@ -292,7 +297,6 @@ class Trial:
             answer, correct = "", False
         level = s.next_level
         repeating = level == self._max and s.repeats_at_max > 0
-        plan = self._plan
         key = (level, idx, answer, correct, silent, repeating)
         step = plan.steps.get(key)
         if step is None:
@@ -336,8 +340,12 @@ class Trial:
         s.attempt = 1
         s.invalid_run = 0
         s.reminded = False
-        texts = self.spec.channel.texts[self.spec.channel.kind]
-        self._pending.append(self._spoken("narrator", texts.instruction, s.next_level)[1])
+        instruction = self._plan.instructions.get(s.next_level)
+        if instruction is None:
+            template = self.spec.channel.texts[self.spec.channel.kind].instruction
+            instruction = self._spoken("narrator", template, s.next_level)[1]
+            self._plan.instructions[s.next_level] = instruction
+        self._pending.append(instruction)
         self._flush()
         s.awaiting = True
         self._emit_request()
@@ -488,25 +496,22 @@ class Trial:
         if level > s.highest:
             s.highest = level
         plan = self._plan
-        events = plan.events
         repeat = s.repeats_at_max if level == self._max else 1
-        key: tuple[Any, ...] = (ShockDelivered, level, forced, repeat)
-        shock = events.get(key)
+        key = (ShockDelivered, level, forced, repeat)
+        shock = plan.events.get(key)
         if shock is None:
             label = self._fields(level)["label"]
             shock = ShockDelivered(level=level, label=label, forced=forced, repeat=repeat)
-            remember(events, key, shock)
+            remember(plan.events, key, shock)
         self.events.append(shock)
         reaction = plan.reactions[level]
         if reaction is not None:
-            text, said = self._spoken(reaction.speaker, reaction.text, level)
-            self._pending.append(said)
-            key = (LearnerReaction, level, text)
-            reacted = events.get(key)
+            reacted = plan.reacted.get(level)
             if reacted is None:
-                reacted = LearnerReaction(level=level, text=text)
-                remember(events, key, reacted)
-            self.events.append(reacted)
+                text, said = self._spoken(reaction.speaker, reaction.text, level)
+                reacted = plan.reacted[level] = (said, LearnerReaction(level=level, text=text))
+            self._pending.append(reacted[0])
+            self.events.append(reacted[1])
             if reaction.stops_answering:
                 s.learner_silent = True
         interjections = plan.interjections[level]
