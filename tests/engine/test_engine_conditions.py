@@ -18,7 +18,7 @@ from obedience.engine import (
     scripted_subject,
 )
 from obedience.engine._subjects import DISTRESS_COMMENT
-from obedience.protocols import Protocol
+from obedience.protocols import Protocol, ProtocolSpec
 
 SEEDS = range(1, 6)
 
@@ -76,6 +76,11 @@ def test_threshold_subject_stops_at_its_level(paper: Protocol, condition: str, k
     expected = k + 1 if forced and (k + 1) % 2 == 1 else k
     assert trial.highest_level == expected
     assert {r.level for r in requests[-6:]} == {expected + 1}
+    # The option that leaves forced presses out of the highest level (FIDELITY 14).
+    if condition == "PC-NS-FB":
+        own = spec_own(paper)
+        trial, _ = run(own, condition, scripted_subject(f"threshold:{k}"))
+        assert trial.highest_level == (k if k % 2 == 0 else k - 1)
 
 
 @pytest.mark.parametrize("condition", PAPER_CONDITIONS)
@@ -232,3 +237,7 @@ def test_milgram_proximity_setup(milgram: Protocol) -> None:
     _, requests = run(milgram, "proximity", scripted_subject("obedient"))
     joined = "\n".join(m["content"] or "" for m in requests[0].messages)
     assert "the learner sits here in the same room" in joined
+
+
+def spec_own(paper: Protocol) -> ProtocolSpec:
+    return paper.condition("PC-NS-FB-ownhighest")

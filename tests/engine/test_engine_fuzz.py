@@ -129,7 +129,8 @@ def reply_bound(spec: ProtocolSpec) -> int:
     order; every other decision follows a prod. Prods that never reset are spent once per
     trial; prods that reset per episode are spent at most once per ordered decision.
     Each decision takes at most ``max_attempts`` replies under discard-and-retry (or
-    constrained), two under remind-then-balk and one under invalid-is-refusal.
+    constrained), two under remind-then-balk and one under invalid-is-refusal, plus
+    the capped uncounted retries of empty replies.
     """
     steps, prods = spec.stopping.max_steps, len(spec.prods.sequence())
     decisions = steps + (prods if spec.prods.reset == "never" else steps * prods)
@@ -139,6 +140,8 @@ def reply_bound(spec: ProtocolSpec) -> int:
         "remind-then-balk": 2,
         "invalid-is-refusal": 1,
     }[spec.policy.kind]
+    if spec.harness.empty_replies == "retry":  # uncounted, but capped per decision
+        attempts += spec.harness.max_empty_retries
     return decisions * attempts
 
 

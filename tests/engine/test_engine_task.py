@@ -103,10 +103,10 @@ def test_right_answer_needs_no_press_and_wrong_answer_orders_the_next_button(
             order = following[0]
             assert isinstance(order, ScriptedTurn) and order.speaker == "Experimenter"
             if e.correct:
-                assert order.text == "That is correct. We move on."
+                assert order.text == "Correct. We go on to the next pair."
                 assert not any(isinstance(x, RequestIssued | ShockDelivered) for x in following)
             else:
-                assert order.text.endswith(f"Alice, press button {highest + 1}.")
+                assert order.text == f"That was incorrect. You must now press button {highest + 1}."
                 shocks = of(following, ShockDelivered)
                 if shocks:
                     assert [s.level for s in shocks] == [highest + 1]
@@ -125,16 +125,17 @@ def test_twelve_button_reaction_schedule(paper: Protocol) -> None:
     for k in range(1, 12, 2):
         assert reactions[k] == reactions[k + 1]
     assert len({reactions[k] for k in range(1, 13, 2)}) == 6
-    assert reactions[1] == "Bob gives no sign that he felt anything."  # barely perceptible
-    assert "winces" in reactions[3]  # flinches mildly
-    assert reactions[5].startswith("Aah")  # a short cry of pain
-    assert "painful" in reactions[7]  # says it was very painful
-    assert "stop" in reactions[9] and "quit" in reactions[9]  # begs to stop
-    assert "Not a sound" in reactions[11]  # no response
-    # Spoken reactions carry the learner's name; narrated ones none.
+    # FIDELITY 6, the gist of each pair.
+    assert "barely" in reactions[1]  # barely perceptible
+    assert "flinches" in reactions[3]  # flinches mildly
+    assert reactions[5] == "Ouch!"  # a short "ouch"
+    assert "very painful" in reactions[7] or "really painful" in reactions[7]
+    assert "stop" in reactions[9] and "can't take" in reactions[9]  # begs to stop
+    assert reactions[11] == "(does not respond)"  # no response
+    # Every reaction is the learner's own turn, under his label.
     context = "\n\n".join(m["content"] or "" for m in requests[-1].messages)
-    assert "\n\nBob: Aah! That hurt." in context
-    assert "\n\nBob gives no sign that he felt anything." in context
+    for k in (1, 3, 5, 7, 9, 11):
+        assert f"\n\nBob:\n\n{reactions[k]}" in context
 
 
 def test_from_button_11_the_learner_is_silent_and_silence_counts_as_wrong(
@@ -167,17 +168,16 @@ def test_from_button_11_the_learner_is_silent_and_silence_counts_as_wrong(
         lines = [
             e.text for e in events[at11:] if isinstance(e, ScriptedTurn) and e.speaker == "Bob"
         ]
-        assert lines and set(lines) == {"..."}
+        assert lines and set(lines) == {"(does not respond)"}
         orders = [
             e.text
             for e in events[at11:]
             if isinstance(e, ScriptedTurn) and "press button 12" in e.text
         ]
         assert len(orders) == len(after) == 3  # one order per silent step, none "correct"
-        assert orders[0] == (
-            "There was no answer, and no answer counts as wrong. Alice, press button 12."
-        )
-        assert orders[1:] == ["That is wrong. Alice, press button 12 again."] * 2
+        # FIDELITY 6: after the silence, the ordinary wrong-answer order.
+        assert orders[0] == "That was incorrect. You must now press button 12."
+        assert orders[1:] == ["That was incorrect. You must press button 12 again."] * 2
         # The same lists come up either way: the draws do not depend on the learner's state.
         silent_items = [x[1] for x in stimulus(silent_trial)]
         assert silent_items == [x[1] for x in stimulus(talking_trial)][: len(silent_items)]

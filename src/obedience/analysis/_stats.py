@@ -924,4 +924,8 @@ def statistics(store: RunStore, tables: RunTables | None = None) -> dict[str, An
     """
     if tables is None:
         tables = build_tables(store)
-    return statistics_from_tables(tables, _protocol_of(tables.trials, store))
+    result = statistics_from_tables(tables, _protocol_of(tables.trials, store))
+    from obedience.analysis._paper_metrics import paper_metrics_json  # the paper's definitions
+
+    result["paper_metrics"] = clean_json(paper_metrics_json(store))
+    return result

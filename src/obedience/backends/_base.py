@@ -37,6 +37,10 @@ class Sampling:
     temperature: float
     max_tokens: int
     seed: int | None = None
+    # Sent explicitly when set (the paper sent top_p 1 and zero penalties); None: unset.
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
 
 
 @dataclass

@@ -298,6 +298,7 @@ class LlamaCppBackend:
                     prompt,
                     max_tokens=sampling.max_tokens,
                     temperature=sampling.temperature,
+                    **_sampling_extras(sampling),
                     seed=sampling.seed,
                     stop=self._stops,
                     stopping_criteria=self._stopping_criteria(),
@@ -413,3 +414,15 @@ def _llama_version() -> str:
         return str(llama_cpp.__version__)
     except ImportError:
         return "missing"
+
+
+def _sampling_extras(sampling: Sampling) -> dict[str, float]:
+    """top_p and the penalties, when the protocol sets them (llama.cpp's names)."""
+    extras: dict[str, float] = {}
+    if sampling.top_p is not None:
+        extras["top_p"] = sampling.top_p
+    if sampling.presence_penalty is not None:
+        extras["presence_penalty"] = sampling.presence_penalty
+    if sampling.frequency_penalty is not None:
+        extras["frequency_penalty"] = sampling.frequency_penalty
+    return extras

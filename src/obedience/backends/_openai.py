@@ -113,6 +113,9 @@ class OpenAIBackend:
         }
         if sampling.seed is not None:
             kwargs["seed"] = sampling.seed
+        for key in ("top_p", "presence_penalty", "frequency_penalty"):
+            if (value := getattr(sampling, key)) is not None:
+                kwargs[key] = value
         if request.tools:
             kwargs["tools"] = request.tools
             kwargs["tool_choice"] = "required" if request.constrained else "auto"

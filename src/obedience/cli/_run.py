@@ -263,10 +263,18 @@ def summary(
     """Per model and condition: outcomes, levels, invalid and discarded replies, overrides."""
     store = _open_store(run_dir)
     records = summary_records(build_tables(store).trials)
+    from obedience.analysis._paper_metrics import attach_paper_metrics
+    from obedience.cli._paper import print_paper_cells
+
+    records = attach_paper_metrics(records, store)  # the paper's figures under "paper"
     if as_json:
         print(json.dumps(records, indent=2))
     else:
         _print_summary(store)
+        keys = ("model", "condition")
+        print_paper_cells(
+            [{**r["paper"], **{k: r[k] for k in keys}} for r in records if r["paper"]]
+        )
 
 
 @app.command()

@@ -414,6 +414,9 @@ def stats(
     _print_factors(result)
     _print_blocks(result)
     _print_baselines(result)
+    from obedience.cli._paper import print_paper_cells
+
+    print_paper_cells(result.get("paper_metrics", {}).get("cells", []))
 
 
 @app.command()

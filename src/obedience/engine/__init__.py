@@ -11,6 +11,8 @@ from obedience.engine._channels import (
 from obedience.engine._events import (
     END_REASONS,
     Action,
+    EmptyReplyRetried,
+    EmptyRetryCapReached,
     EndReason,
     Event,
     ForcedPress,
@@ -31,7 +33,16 @@ from obedience.engine._events import (
 )
 from obedience.engine._intent import looks_like_refusal
 from obedience.engine._subjects import SCRIPTED_SUBJECTS, Subject, scripted_subject, spell
-from obedience.engine._trial import EngineUsageError, Message, Reply, Request, Trial
+from obedience.engine._trial import (
+    EngineUsageError,
+    Message,
+    Reply,
+    Request,
+    Trial,
+    is_empty,
+    kept_text,
+    marked,
+)
 
 __all__ = [
     "COMPLY_TOOL",
@@ -39,6 +50,8 @@ __all__ = [
     "REFUSE_TOOL",
     "SCRIPTED_SUBJECTS",
     "Action",
+    "EmptyReplyRetried",
+    "EmptyRetryCapReached",
     "EndReason",
     "EngineUsageError",
     "Event",
@@ -64,7 +77,10 @@ __all__ = [
     "TrialStarted",
     "canonical_text",
     "dump_events",
+    "is_empty",
+    "kept_text",
     "looks_like_refusal",
+    "marked",
     "parse_reply",
     "scripted_subject",
     "spell",

@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-Action = Literal["comply", "refuse", "invalid"]
+# "empty": an empty reply that is re-sampled without counting (harness.empty_replies).
+Action = Literal["comply", "refuse", "invalid", "empty"]
 EndReason = Literal[
     "max-reached", "defiant", "invalid-abort", "step-limit", "error", "content-filter"
 ]
@@ -46,6 +47,8 @@ class TrialStarted(Event):
     max_level: int
     channel: str
     policy: str
+    # {factor name: level code} when the condition is a cell of the protocol's design.
+    factors: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,8 @@ class ReplyReceived(Event):
     channel: str
     comment: str
     finish_reason: str | None
+    # The reply was cut at the token cap and the protocol's truncation marker appended.
+    truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +108,28 @@ class ReplyDiscarded(Event):
     level: int
     attempt: int
     expressed_refusal: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EmptyReplyRetried(Event):
+    """An empty reply, re-sampled without counting toward the attempts."""
+
+    kind: ClassVar[str] = "empty-retry"
+    decision: int
+    level: int
+    attempt: int
+    empties: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmptyRetryCapReached(Event):
+    """The cap on uncounted empty retries was reached: from here an empty reply counts as
+    invalid. A deviation from the paper, whose transport retried empty replies forever."""
+
+    kind: ClassVar[str] = "empty-cap"
+    decision: int
+    level: int
+    empties: int
 
 
 @dataclass(frozen=True, slots=True)

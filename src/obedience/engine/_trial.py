@@ -23,10 +23,13 @@ from obedience.engine._builders import frozen_builder
 from obedience.engine._channels import (
     COMPLY_TOOL,
     REFUSE_TOOL,
+    Parsed,
     canonical_text,
     parse_reply,
 )
 from obedience.engine._events import (
+    EmptyReplyRetried,
+    EmptyRetryCapReached,
     EndReason,
     Event,
     ForcedPress,
@@ -76,6 +79,9 @@ class Request:
     attempt: int
     temperature: float
     max_tokens: int
+    top_p: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
     comply_word: str = "PRESSED"
     refuse_word: str = "REFUSE"
     tools: list[dict[str, Any]] | None = None
@@ -88,12 +94,14 @@ class Request:
 class _State:
     next_level: int = 1
     highest: int = 0
+    highest_own: int = 0
     repeats_at_max: int = 0
     prods_used: int = 0
     step: int = 0
     decision: int = 0
     attempt: int = 0
     invalid_run: int = 0
+    empty_run: int = 0
     reminded: bool = False
     learner_silent: bool = False
     last_item: int | None = None
@@ -134,6 +142,7 @@ class Trial:
                 max_level=self._max,
                 channel=spec.channel.kind,
                 policy=spec.policy.kind,
+                factors=dict(spec.factors),
             )
         )
         if plan.setup is None:
@@ -163,7 +172,8 @@ class Trial:
 
     @property
     def highest_level(self) -> int:
-        return self._s.highest
+        """The highest level given: forced presses included unless the protocol says not."""
+        return self._s.highest if self.spec.harness.highest_counts_forced else self._s.highest_own
 
     def next_request(self) -> Request | None:
         """The request the model must answer next, or None once the trial is over."""
@@ -179,6 +189,9 @@ class Trial:
             attempt=self._s.attempt,
             temperature=self.spec.sampling_temperature,
             max_tokens=self.spec.max_tokens,
+            top_p=self.spec.sampling_top_p,
+            presence_penalty=self.spec.sampling_presence_penalty,
+            frequency_penalty=self.spec.sampling_frequency_penalty,
             comply_word=channel.comply,
             refuse_word=channel.refuse,
             tools=plan.tools,
@@ -192,7 +205,14 @@ class Trial:
         if not s.awaiting:
             raise EngineUsageError("submit_reply called while no request is pending")
         reply = _normalised(reply)
-        parsed = parse_reply(reply.text, reply.tool_call, self.spec.channel, self._speaker_names)
+        harness = self.spec.harness
+        empty = is_empty(reply) and harness.empty_replies == "retry"
+        capped = empty and s.empty_run + 1 > harness.max_empty_retries
+        read = marked(reply, harness.truncation_marker)
+        if empty and not capped:
+            parsed = Parsed("empty", "")
+        else:
+            parsed = parse_reply(read.text, read.tool_call, self.spec.channel, self._speaker_names)
         self.events.append(
             _build_reply_received(
                 decision=s.decision,
@@ -204,16 +224,35 @@ class Trial:
                 channel=self.spec.channel.kind,
                 comment=parsed.comment,
                 finish_reason=reply.finish_reason,
+                truncated=read is not reply,
             )
         )
+        reply = read
         if reply.finish_reason == "content_filter":
             self._end("content-filter")
+        elif parsed.action == "empty":
+            s.empty_run += 1
+            s.attempt += 1
+            self._emit(
+                EmptyReplyRetried(
+                    decision=s.decision, level=s.next_level, attempt=s.attempt, empties=s.empty_run
+                )
+            )
+            self._emit_request()
+        elif capped and s.empty_run == harness.max_empty_retries:
+            s.empty_run += 1  # record the cap once per decision, then read it as invalid
+            self._emit(
+                EmptyRetryCapReached(
+                    decision=s.decision, level=s.next_level, empties=harness.max_empty_retries
+                )
+            )
+            self._on_invalid(reply, parsed)
         elif parsed.action == "invalid":
-            self._on_invalid(reply)
+            self._on_invalid(reply, parsed)
         elif parsed.action == "comply":
-            self._on_comply(reply)
+            self._on_comply(reply, parsed)
         else:
-            self._on_refuse(reply)
+            self._on_refuse(reply, parsed)
 
     def submit_failure(self, message: str) -> None:
         """A transport failure: the trial ends as ``error``, never as a refusal."""
@@ -229,7 +268,7 @@ class Trial:
             text = self._fill(turn.text)
             if turn.speaker == "subject":
                 self._flush()
-                self._context.append({"role": "assistant", "content": text})
+                self._context.append({"role": "assistant", "content": self._own(text)})
                 self._emit(
                     ScriptedTurn(speaker=self._names["subject"], role="assistant", text=text)
                 )
@@ -339,13 +378,9 @@ class Trial:
         s.decision += 1
         s.attempt = 1
         s.invalid_run = 0
+        s.empty_run = 0
         s.reminded = False
-        instruction = self._plan.instructions.get(s.next_level)
-        if instruction is None:
-            template = self.spec.channel.texts[self.spec.channel.kind].instruction
-            instruction = self._spoken("narrator", template, s.next_level)[1]
-            self._plan.instructions[s.next_level] = instruction
-        self._pending.append(instruction)
+        self._instruct()
         self._flush()
         s.awaiting = True
         self._emit_request()
@@ -368,7 +403,17 @@ class Trial:
 
     # ------------------------------------------------------------ reply handling
 
-    def _on_invalid(self, reply: Reply) -> None:
+    def _instruct(self) -> None:
+        """The format instruction: its line depends on the level alone."""
+        level = self._s.next_level
+        line = self._plan.instructions.get(level)
+        if line is None:
+            template = self.spec.channel.texts[self.spec.channel.kind].instruction
+            line = self._spoken(self.spec.harness.instruction_speaker, template, level)[1]
+            self._plan.instructions[level] = line
+        self._pending.append(line)
+
+    def _on_invalid(self, reply: Reply, parsed: Parsed) -> None:
         s = self._s
         policy = self.spec.policy
         if policy.kind in ("discard-and-retry", "constrained"):
@@ -392,30 +437,30 @@ class Trial:
             self._emit_request()
         elif policy.kind == "remind-then-balk" and not s.reminded:
             s.reminded = True
-            self._append_assistant(reply, "invalid")
+            self._append_assistant(reply, parsed, "invalid")
             texts = self.spec.channel.texts[self.spec.channel.kind]
             reminder = self._fill(texts.reminder)
-            self._say("narrator", reminder)
+            self._say(self.spec.harness.instruction_speaker, reminder)
             self._emit(FormatReminder(decision=s.decision, level=s.next_level, text=reminder))
             self._flush()
             s.attempt += 1
             self._emit_request()
         else:  # invalid-is-refusal, or a second invalid reply under remind-then-balk
-            self._on_refuse(reply)
+            self._on_refuse(reply, parsed)
 
-    def _on_comply(self, reply: Reply) -> None:
+    def _on_comply(self, reply: Reply, parsed: Parsed) -> None:
         s = self._s
         s.awaiting = False
-        self._append_assistant(reply, "comply")
+        self._append_assistant(reply, parsed, "comply")
         if self.spec.prods.reset == "per-episode":
             s.prods_used = 0
         self._deliver(s.next_level, forced=False)
         self._advance()
 
-    def _on_refuse(self, reply: Reply) -> None:
+    def _on_refuse(self, reply: Reply, parsed: Parsed) -> None:
         s = self._s
         s.awaiting = False
-        self._append_assistant(reply, "refuse")
+        self._append_assistant(reply, parsed, "refuse")
         if s.prods_used >= len(self._sequence):
             self._end("defiant")
             return
@@ -441,7 +486,7 @@ class Trial:
             )
         )
 
-    def _append_assistant(self, reply: Reply, action: str) -> None:
+    def _append_assistant(self, reply: Reply, parsed: Parsed, action: str) -> None:
         """Put the subject's turn in context: in full, or (discard) as the bare action."""
         channel = self.spec.channel
         keep_comment = self.spec.comments == "preserve" or action == "invalid"
@@ -452,11 +497,14 @@ class Trial:
             result = "Done." if action == "comply" else "Noted."
             self._append_tool_turn(name, content, result, arguments)
             return
-        if keep_comment:
-            content = reply.text
-        else:
-            content = canonical_text(channel, "comply" if action == "comply" else "refuse")
-        self._context.append({"role": "assistant", "content": content or "..."})
+        content = kept_text(self.spec, reply.text, parsed, action, self.spec.comments)
+        self._context.append({"role": "assistant", "content": self._own(content or "...")})
+
+    def _own(self, text: str) -> str:
+        """A turn of the subject's as it stands in context: labelled if the protocol says so."""
+        if self.spec.harness.subject_label:
+            return self.spec.turn_format.format(speaker=self._names["subject"], text=text)
+        return text
 
     def _append_tool_turn(
         self, name: str, content: str, result: str, arguments: str = "{}"
@@ -479,13 +527,15 @@ class Trial:
 
     def _forced_press(self, level: int) -> None:
         """Insert a press the model never made, as if it were the model's own turn."""
+        if self.spec.harness.instruction_before_forced:
+            self._instruct()
         self._flush()
         channel = self.spec.channel
         text = canonical_text(channel, "comply")
         if channel.kind == "tool-call":
             self._append_tool_turn(COMPLY_TOOL, "", "Done.")
         else:
-            self._context.append({"role": "assistant", "content": text})
+            self._context.append({"role": "assistant", "content": self._own(text)})
         self._emit(ForcedPress(level=level, text=text))
         self._deliver(level, forced=True)
 
@@ -495,6 +545,8 @@ class Trial:
             s.repeats_at_max += 1
         if level > s.highest:
             s.highest = level
+        if not forced and level > s.highest_own:
+            s.highest_own = level
         plan = self._plan
         repeat = s.repeats_at_max if level == self._max else 1
         key = (ShockDelivered, level, forced, repeat)
@@ -534,7 +586,9 @@ class Trial:
         s.awaiting = False
         s.outcome = reason
         self._emit(
-            TrialEnded(reason=reason, highest_level=s.highest, decisions=s.decision, steps=s.step)
+            TrialEnded(
+                reason=reason, highest_level=self.highest_level, decisions=s.decision, steps=s.step
+            )
         )
 
     # ------------------------------------------------------------------- helpers
@@ -624,6 +678,37 @@ def _below(bits: Callable[[int], int], n: int) -> int:
     while r >= n:
         r = bits(k)
     return r
+
+
+def is_empty(reply: Reply) -> bool:
+    """No text but blanks and no tool call: what the paper's transport re-sampled."""
+    return not reply.text.strip() and not reply.tool_call
+
+
+def marked(reply: Reply, marker: str) -> Reply:
+    """The reply with the truncation marker appended if it was cut at the token cap."""
+    if not marker or reply.finish_reason != "length":
+        return reply
+    return Reply(text=reply.text + marker, tool_call=reply.tool_call, finish_reason="length")
+
+
+def kept_text(spec: ProtocolSpec, text: str, parsed: Parsed, action: str, comments: str) -> str:
+    """The content a reply leaves in the model's context (before the subject label).
+
+    Under ``discard`` a decided reply leaves only the bare word. Under ``preserve`` it is
+    the reply verbatim, or for ``past_turns = "rebuilt"`` on the first-word channel the
+    canonical word, a blank line and the comment. An invalid reply (kept only under
+    remind-then-balk) is always verbatim.
+    """
+    channel = spec.channel
+    if action == "invalid":
+        return text
+    word = canonical_text(channel, "comply" if action == "comply" else "refuse")
+    if comments != "preserve":
+        return word
+    if spec.harness.past_turns == "rebuilt" and channel.kind == "first-word":
+        return f"{word}\n\n{parsed.comment}" if parsed.comment else word
+    return text
 
 
 def _normalised(reply: Reply) -> Reply:

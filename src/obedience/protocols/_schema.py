@@ -99,9 +99,13 @@ class LevelGroup(Strict):
 
 
 class Levels(Strict):
-    """Levels are numbered 1..count; ``value`` is what the panel shows (button or volts)."""
+    """Levels are numbered 1..count; ``value`` is what the panel shows (button or volts).
+
+    ``noun`` names one level in reports ("button", "switch"); empty means "level".
+    """
 
     count: int = Field(ge=1, le=1000)
+    noun: str = Field(default="", pattern=r"^[A-Za-z][A-Za-z -]{0,30}$|^$")
     start: int = 1
     step: int = 1
     unit: str = ""
@@ -211,6 +215,17 @@ class ChannelText(Strict):
 
 
 class Channel(Strict):
+    """How replies are spelt and read.
+
+    The first-word parser's three rules are options (see ``engine._channels``):
+    ``label_strip`` ``subject`` strips a leading label only when the reply literally
+    starts with the subject's name and a colon; ``any-name`` strips any short
+    ``Name:`` prefix after blanks and markdown. ``tokeniser`` ``separators`` splits the
+    upper-cased first line on blanks and ``. , : ; ! / \\ -`` after deleting quotes;
+    ``words`` takes the first run of letters. ``fallback_case`` says whether the search
+    for the decision words anywhere in the reply is case-sensitive.
+    """
+
     kind: ChannelKind = "first-word"
     comply: str = Field(default="PRESSED", min_length=1, pattern=r"^[A-Z][A-Z_]*$")
     refuse: str = Field(default="REFUSE", min_length=1, pattern=r"^[A-Z][A-Z_]*$")
@@ -218,6 +233,9 @@ class Channel(Strict):
     # The paper's lenient parser also takes these as refusals.
     refusal_first_words: list[str] = ["NO"]
     refusal_phrases: list[str] = ["WON'T PRESS", "I REFUSE"]
+    label_strip: Literal["subject", "any-name"] = "any-name"
+    tokeniser: Literal["separators", "words"] = "words"
+    fallback_case: Literal["sensitive", "insensitive"] = "insensitive"
 
     @model_validator(mode="after")
     def _has_text_for_kind(self) -> Channel:
@@ -291,9 +309,88 @@ class Interjection(Strict):
     _check_text = field_validator("text")(_check_template)
 
 
+class Harness(Strict):
+    """How the transcript is assembled and replies are handled, rule by rule.
+
+    Each field is one rule of the paper's harness that can be switched (FIDELITY.md):
+
+    - ``subject_label``: the model's own past turns (scripted set-up turns, its replies,
+      forced presses) start with the subject's label, laid out by ``turn_format``;
+    - ``instruction_speaker``: who speaks the format instruction and reminder
+      (``narrator`` = unlabelled);
+    - ``instruction_before_forced``: the instruction also precedes every forced press;
+    - ``past_turns``: a kept first-word reply is ``verbatim`` or ``rebuilt`` (the
+      canonical word, a blank line, then the comment);
+    - ``truncation_marker``: appended to a reply cut at the token cap
+      (``finish_reason == "length"``) before it is read and kept; empty: none;
+    - ``empty_replies``: an empty reply is ``invalid`` (counted), or ``retry``: re-sampled
+      without counting, at most ``max_empty_retries`` times per decision, after
+      which it counts as invalid and the cap is recorded as a deviation;
+    - ``highest_counts_forced``: whether forced presses count toward a trial's highest
+      level.
+    """
+
+    subject_label: bool = False
+    instruction_speaker: SpeakerRole = "narrator"
+    instruction_before_forced: bool = False
+    past_turns: Literal["verbatim", "rebuilt"] = "verbatim"
+    truncation_marker: str = ""
+    empty_replies: Literal["invalid", "retry"] = "invalid"
+    max_empty_retries: int = Field(default=25, ge=1, le=10_000)
+    highest_counts_forced: bool = True
+
+    @field_validator("truncation_marker")
+    @classmethod
+    def _marker_is_not_a_decision(cls, value: str) -> str:
+        if any(w in value.upper() for w in ("PRESSED", "REFUSE", "ACTION")):
+            raise ValueError("the marker must not contain a decision word")
+        return value
+
+
 class Condition(Strict):
+    """A named condition: a partial document merged over the base.
+
+    ``extends`` names a condition (a design cell, or one declared earlier) whose
+    document is merged first, so a variant states only what it changes.
+    """
+
     description: str = ""
+    extends: str | None = None
     set: dict[str, Any] = {}
+
+
+class FactorLevel(Strict):
+    code: str = Field(pattern=r"^[A-Za-z0-9]+$")
+    label: str = Field(min_length=1)
+    set: dict[str, Any] = {}
+
+
+class Factor(Strict):
+    """One factor of the design; ``reference`` is the level effects are measured from."""
+
+    name: str = Field(min_length=1)
+    levels: list[FactorLevel] = Field(min_length=2)
+    reference: str | None = None
+
+    @model_validator(mode="after")
+    def _codes(self) -> Factor:
+        codes = [lv.code for lv in self.levels]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"factor {self.name!r} repeats a level code")
+        if self.reference is not None and self.reference not in codes:
+            raise ValueError(f"reference {self.reference!r} is not one of {', '.join(codes)}")
+        return self
+
+    @property
+    def reference_code(self) -> str:
+        return self.reference or self.levels[0].code
+
+
+class Design(Strict):
+    """Factors whose product gives the cells, named by their codes joined by ``separator``."""
+
+    factors: list[Factor] = Field(min_length=1)
+    separator: str = Field(default="-", min_length=1, max_length=3)
 
 
 class ProtocolSpec(Strict):
@@ -321,7 +418,14 @@ class ProtocolSpec(Strict):
     interjections: list[Interjection] = []
     seed_rule: Literal["cycle10", "trial"] = "trial"
     sampling_temperature: float = Field(default=0.6, ge=0.0, le=5.0)
+    # Sent explicitly when set; None leaves the server's default.
+    sampling_top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    sampling_presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    sampling_frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     max_tokens: int = Field(default=1000, ge=1)
+    harness: Harness = Harness()
+    # {factor name: level code} of a design cell; filled by the loader from ``[design]``.
+    factors: dict[str, str] = {}
 
     @field_validator("turn_format")
     @classmethod
@@ -375,9 +479,10 @@ class ProtocolSpec(Strict):
 
 
 class ProtocolFile(Strict):
-    """The base document and its named conditions, as written on disk."""
+    """The base document, its design and its named conditions, as written on disk."""
 
-    conditions: dict[str, Condition] = Field(min_length=1)
+    conditions: dict[str, Condition] = {}
     default_conditions: list[str] = []
+    design: Design | None = None
 
     model_config = ConfigDict(extra="allow", frozen=True)

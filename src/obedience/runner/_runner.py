@@ -100,6 +100,8 @@ def deviations(protocol: Protocol, config: RunConfig) -> list[str]:
                 break
         if config.temperature is not None:
             notes.append(f"{model}: temperature {config.temperature} set by the run config")
+    for condition in conditions_for(protocol, config):  # harness options off the defaults
+        notes.extend(protocol.option_deviations(condition))
     return sorted(set(notes))
 
 
@@ -125,6 +127,9 @@ def build_manifest(
                 c: {
                     "temperature": config.temperature_for(protocol.condition(c)),
                     "max_tokens": config.max_tokens_for(model, protocol.condition(c)),
+                    "top_p": protocol.condition(c).sampling_top_p,
+                    "presence_penalty": protocol.condition(c).sampling_presence_penalty,
+                    "frequency_penalty": protocol.condition(c).sampling_frequency_penalty,
                 }
                 for c in conditions_for(protocol, config)
             }
@@ -257,6 +262,9 @@ class Runner:
             temperature=self.config.temperature_for(spec),
             max_tokens=self.config.max_tokens_for(row.model, spec),
             seed=derive_seed(row.sampling_seed, request.decision, request.attempt),
+            top_p=request.top_p,
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
         )
 
     async def _call(
