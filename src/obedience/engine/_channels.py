@@ -47,10 +47,14 @@ def _bounded(text: str) -> str:
 # on these punctuation marks; the first non-empty piece is the first token.
 _SEPARATORS = re.compile(r"[\s.,:;!/\\-]+")
 _QUOTES = str.maketrans("", "", "\"'`\u2018\u2019\u201c\u201d")
-_LEAD_SEPARATORS = re.compile(r"^[\s.,:;!/\\-]*")
-# The first non-empty piece of that split is the first run of anything but separators.
-_FIRST_TOKEN = re.compile(r"[^\s.,:;!/\\-]+")
-_ONE_MARK = re.compile(r"^[.,:;!?/\\-]")
+# That first piece, found without translating the whole line: the first run of
+# non-separators holding something other than quotes (its quotes are deleted after).
+_FIRST_TOKEN = re.compile(
+    r"[\"'`\u2018\u2019\u201c\u201d]*[^\s.,:;!/\\\-\"'`\u2018\u2019\u201c\u201d][^\s.,:;!/\\-]*"
+)
+# The reply's first token as written (quotes and all) with the separators before it.
+_FIRST_RAW_TOKEN = re.compile(r"[\s.,:;!/\\-]*[^\s.,:;!/\\-]*")
+_ONE_MARKS = ".,:;!?/\\-"
 
 
 def parse_first_word(text: str, channel: Channel, speaker_names: tuple[str, ...] = ()) -> Parsed:
@@ -70,8 +74,8 @@ def parse_first_word(text: str, channel: Channel, speaker_names: tuple[str, ...]
     first_line = body.split("\n", 1)[0].strip()
     upper_line = first_line.upper()
     if channel.tokeniser == "separators":
-        token = _FIRST_TOKEN.search(upper_line.translate(_QUOTES))
-        first = token.group() if token else ""
+        token = _FIRST_TOKEN.search(upper_line)
+        first = token.group().translate(_QUOTES) if token else ""
         # FIDELITY 9 gives "I refuse to hurt him." as invalid in the paper, so the
         # "I REFUSE" opening is matched with the fallback's case rule.
         line = upper_line if channel.fallback_case == "insensitive" else first_line
@@ -125,11 +129,10 @@ def _strip_label(text: str, channel: Channel, speaker_names: tuple[str, ...]) ->
 
 def _comment_after_first_token(body: str) -> str:
     """The reply with its first token and one punctuation mark after it removed."""
-    rest = body[_LEAD_SEPARATORS.match(body).end() :]  # type: ignore[union-attr]
-    end = _SEPARATORS.search(rest)
-    rest = rest[end.start() :] if end else ""
+    rest = body[_FIRST_RAW_TOKEN.match(body).end() :]  # type: ignore[union-attr]
     rest = rest.lstrip(" \t")
-    rest = rest[1:] if _ONE_MARK.match(rest) else rest
+    if rest and rest[0] in _ONE_MARKS:
+        rest = rest[1:]
     return rest.strip()
 
 

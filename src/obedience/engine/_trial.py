@@ -206,7 +206,7 @@ class Trial:
             raise EngineUsageError("submit_reply called while no request is pending")
         reply = _normalised(reply)
         harness = self.spec.harness
-        empty = is_empty(reply) and harness.empty_replies == "retry"
+        empty = harness.empty_replies == "retry" and is_empty(reply)
         capped = empty and s.empty_run + 1 > harness.max_empty_retries
         read = marked(reply, harness.truncation_marker)
         if empty and not capped:
@@ -682,7 +682,8 @@ def _below(bits: Callable[[int], int], n: int) -> int:
 
 def is_empty(reply: Reply) -> bool:
     """No text but blanks and no tool call: what the paper's transport re-sampled."""
-    return not reply.text.strip() and not reply.tool_call
+    # isspace() is strip()'s own test of a blank, without copying the text.
+    return (not reply.text or reply.text.isspace()) and not reply.tool_call
 
 
 def marked(reply: Reply, marker: str) -> Reply:
