@@ -19,8 +19,13 @@ T = TypeVar("T")
 _UNSET = object()
 
 
-def frozen_builder(cls: type[T]) -> Callable[..., T]:
-    """A keyword-only constructor for the frozen slots dataclass ``cls``."""
+def frozen_builder(cls: type[T], fixed: dict[str, Any] | None = None) -> Callable[..., T]:
+    """A keyword-only constructor for the frozen slots dataclass ``cls``.
+
+    With ``fixed``, those fields take the values given here and every other field is a
+    required argument: a field added to the class later cannot be left silently at its
+    default by a caller that does not know of it.
+    """
     params = getattr(cls, "__dataclass_params__", None)
     if params is None or not params.frozen or "__slots__" not in cls.__dict__:
         raise TypeError(f"{cls.__name__} is not a frozen slots dataclass")
@@ -29,10 +34,19 @@ def frozen_builder(cls: type[T]) -> Callable[..., T]:
     scope: dict[str, Any] = {"new": object.__new__, "cls": cls, "unset": _UNSET}
     signature: list[str] = []
     body = ["    made = new(cls)"]
+    unknown = set(fixed or ()) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
     for f in dataclasses.fields(cls):
         name = f.name
         scope[f"set_{name}"] = cls.__dict__[name].__set__
-        if f.default is not dataclasses.MISSING:
+        if fixed is not None:
+            if name in fixed:
+                scope[f"fixed_{name}"] = fixed[name]
+                body.append(f"    set_{name}(made, fixed_{name})")
+                continue
+            signature.append(name)
+        elif f.default is not dataclasses.MISSING:
             scope[f"default_{name}"] = f.default
             signature.append(f"{name}=default_{name}")
         elif f.default_factory is not dataclasses.MISSING:
@@ -43,7 +57,8 @@ def frozen_builder(cls: type[T]) -> Callable[..., T]:
             signature.append(name)
         body.append(f"    set_{name}(made, {name})")
     body.append("    return made")
-    source = f"def build(*, {', '.join(signature)}):\n" + "\n".join(body) + "\n"
+    head = f"def build(*, {', '.join(signature)}):" if signature else "def build():"
+    source = head + "\n" + "\n".join(body) + "\n"
     namespace = dict(scope)
     exec(compile(source, f"<builder of {cls.__qualname__}>", "exec"), namespace)  # noqa: S102
     build: Callable[..., T] = namespace["build"]

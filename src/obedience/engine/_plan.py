@@ -14,6 +14,7 @@ in proportion to the limit, not to the number of trials.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,8 @@ class Plan:
     # What the setup leaves behind (context, pending lines, events): the same for every
     # trial of the condition, so it is played once and copied after that.
     setup: tuple[tuple[dict[str, Any], ...], tuple[str, ...], tuple[Event, ...]] | None = None
+    # Makes the condition's requests from the fields that vary (see Trial._request_fields).
+    request: Callable[..., Any] | None = None
     level_fields: dict[int, dict[str, str]] = field(default_factory=dict)
     texts: dict[tuple[str, int, str, str], str] = field(default_factory=dict)
     lines: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)

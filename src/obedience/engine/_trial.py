@@ -110,8 +110,7 @@ class _State:
     interjected: set[int] = field(default_factory=set)
 
 
-# Requests and replies are new on every decision: made by the fast builders.
-_build_request = frozen_builder(Request)
+# Replies are new on every decision: made by a fast builder (and requests by the plan's).
 _build_reply_received = frozen_builder(ReplyReceived)
 
 
@@ -134,6 +133,8 @@ class Trial:
         self._max = plan.max_level
         self._sequence = plan.prods
         self._constrained = spec.policy.kind == "constrained"
+        if plan.request is None:
+            plan.request = frozen_builder(Request, self._request_fields())
         self._emit(
             TrialStarted(
                 protocol=spec.name,
@@ -177,16 +178,23 @@ class Trial:
 
     def next_request(self) -> Request | None:
         """The request the model must answer next, or None once the trial is over."""
-        if not self._s.awaiting:
+        s = self._s
+        if not s.awaiting:
             return None
+        request: Request = self._plan.request(
+            messages=tuple(self._context),
+            decision=s.decision,
+            level=s.next_level,
+            attempt=s.attempt,
+        )
+        return request
+
+    def _request_fields(self) -> dict[str, Any]:
+        """The fields that every request of the condition shares, whatever the trial."""
         channel = self.spec.channel
         plan = self._plan
-        return _build_request(
-            messages=tuple(self._context),
+        return dict(
             channel=channel.kind,
-            decision=self._s.decision,
-            level=self._s.next_level,
-            attempt=self._s.attempt,
             temperature=self.spec.sampling_temperature,
             max_tokens=self.spec.max_tokens,
             top_p=self.spec.sampling_top_p,
@@ -475,16 +483,15 @@ class Trial:
         s = self._s
         text, said = self._spoken("experimenter", template, s.next_level)
         self._pending.append(said)
-        self.events.append(
-            self._shared(
-                ProdGiven,
-                decision=s.decision,
-                level=s.next_level,
-                index=index,
-                text=text,
-                special=special,
+        events = self._plan.events
+        key = (ProdGiven, s.decision, s.next_level, index, text, special)
+        given = events.get(key)
+        if given is None:
+            given = ProdGiven(
+                decision=s.decision, level=s.next_level, index=index, text=text, special=special
             )
-        )
+            remember(events, key, given)
+        self.events.append(given)
 
     def _append_assistant(self, reply: Reply, parsed: Parsed, action: str) -> None:
         """Put the subject's turn in context: in full, or (discard) as the bare action."""
@@ -714,6 +721,13 @@ def kept_text(spec: ProtocolSpec, text: str, parsed: Parsed, action: str, commen
 
 def _normalised(reply: Reply) -> Reply:
     """The reply with anything malformed (not text, not a call, odd finish) made empty."""
+    call, finish = reply.tool_call, reply.finish_reason
+    if (
+        type(reply.text) is str
+        and (call is None or type(call) is dict)
+        and (finish is None or type(finish) is str)
+    ):
+        return reply  # the usual case, told apart with the cheapest checks
     text = reply.text if isinstance(reply.text, str) else ""
     call = reply.tool_call if isinstance(reply.tool_call, dict) else None
     finish = reply.finish_reason if isinstance(reply.finish_reason, str) else None
