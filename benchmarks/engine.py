@@ -70,7 +70,10 @@ class Engine:
     protocols: ModuleType
 
     def protocol(self, name: str) -> Any:
-        return self.protocols.load_protocol(name)
+        # By path: each copy reads its own built-in file (a name would be looked up in
+        # whichever package is imported as obedience when the call is made).
+        data = Path(self.protocols.__file__).parent / "data" / f"{name}.toml"
+        return self.protocols.load_protocol(data)
 
 
 def this_engine() -> Engine:
