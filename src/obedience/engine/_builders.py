@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -34,10 +34,11 @@ def frozen_builder(cls: type[T], fixed: dict[str, Any] | None = None) -> Callabl
     scope: dict[str, Any] = {"new": object.__new__, "cls": cls, "unset": _UNSET}
     signature: list[str] = []
     body = ["    made = new(cls)"]
-    unknown = set(fixed or ()) - {f.name for f in dataclasses.fields(cls)}
+    fields = dataclasses.fields(cast(Any, cls))
+    unknown = set(fixed or ()) - {f.name for f in fields}
     if unknown:
         raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
-    for f in dataclasses.fields(cls):
+    for f in fields:
         name = f.name
         scope[f"set_{name}"] = cls.__dict__[name].__set__
         if fixed is not None:
@@ -60,7 +61,7 @@ def frozen_builder(cls: type[T], fixed: dict[str, Any] | None = None) -> Callabl
     head = f"def build(*, {', '.join(signature)}):" if signature else "def build():"
     source = head + "\n" + "\n".join(body) + "\n"
     namespace = dict(scope)
-    exec(compile(source, f"<builder of {cls.__qualname__}>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, f"<builder of {cls.__qualname__}>", "exec"), namespace)
     build: Callable[..., T] = namespace["build"]
     build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
     build.__doc__ = f"Make a {cls.__name__} (see obedience.engine._builders)."

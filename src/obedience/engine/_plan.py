@@ -57,7 +57,7 @@ class Plan:
     # Makes the condition's requests from the fields that vary (see Trial._request_fields).
     request: Callable[..., Any] | None = None
     level_fields: dict[int, dict[str, str]] = field(default_factory=dict)
-    texts: dict[tuple[str, int, str, str], str] = field(default_factory=dict)
+    texts: dict[tuple[str, int], str] = field(default_factory=dict)
     lines: dict[tuple[str, str, int], tuple[str, str]] = field(default_factory=dict)
     # Per level: the decision's instruction line; the learner's reaction and its event.
     instructions: dict[int, str] = field(default_factory=dict)

@@ -135,6 +135,7 @@ class Trial:
         self._constrained = spec.policy.kind == "constrained"
         if plan.request is None:
             plan.request = frozen_builder(Request, self._request_fields())
+        self._request: Callable[..., Request] = plan.request
         self._emit(
             TrialStarted(
                 protocol=spec.name,
@@ -181,13 +182,12 @@ class Trial:
         s = self._s
         if not s.awaiting:
             return None
-        request: Request = self._plan.request(
+        return self._request(
             messages=tuple(self._context),
             decision=s.decision,
             level=s.next_level,
             attempt=s.attempt,
         )
-        return request
 
     def _request_fields(self) -> dict[str, Any]:
         """The fields that every request of the condition shares, whatever the trial."""
@@ -353,11 +353,11 @@ class Trial:
         self._pending.extend(lines)
         events = self.events
         events.extend(turns)
-        key = (LearnerAnswer, s.step, correct, silent)
-        answered = plan.events.get(key)
+        answer_key = (LearnerAnswer, s.step, correct, silent)
+        answered = plan.events.get(answer_key)
         if answered is None:
             answered = LearnerAnswer(step=s.step, correct=correct, silent=silent)
-            remember(plan.events, key, answered)
+            remember(plan.events, answer_key, answered)
         events.append(answered)
         events.append(verdict)
         return correct
@@ -418,7 +418,7 @@ class Trial:
         if line is None:
             template = self.spec.channel.texts[self.spec.channel.kind].instruction
             line = self._spoken(self.spec.harness.instruction_speaker, template, level)[1]
-            self._plan.instructions[level] = line
+            remember(self._plan.instructions, level, line)
         self._pending.append(line)
 
     def _on_invalid(self, reply: Reply, parsed: Parsed) -> None:
@@ -440,7 +440,9 @@ class Trial:
                 return
             s.attempt += 1
             self._emit(
-                self._shared(RetryIssued, decision=s.decision, level=s.next_level, attempt=s.attempt)
+                self._shared(
+                    RetryIssued, decision=s.decision, level=s.next_level, attempt=s.attempt
+                )
             )
             self._emit_request()
         elif policy.kind == "remind-then-balk" and not s.reminded:
@@ -568,7 +570,8 @@ class Trial:
             reacted = plan.reacted.get(level)
             if reacted is None:
                 text, said = self._spoken(reaction.speaker, reaction.text, level)
-                reacted = plan.reacted[level] = (said, LearnerReaction(level=level, text=text))
+                reacted = (said, LearnerReaction(level=level, text=text))
+                remember(plan.reacted, level, reacted)
             self._pending.append(reacted[0])
             self.events.append(reacted[1])
             if reaction.stops_answering:
@@ -579,9 +582,7 @@ class Trial:
                 for j in interjections:
                     text = self._fill(j.text, level=level)
                     self._say(j.speaker, text)
-                    self._emit(
-                        ScriptedTurn(speaker=self._names[j.speaker], role="user", text=text)
-                    )
+                    self._emit(ScriptedTurn(speaker=self._names[j.speaker], role="user", text=text))
             s.interjected.add(level)
         if level == self._max and s.repeats_at_max >= self.spec.stopping.max_level_repeats:
             self._end("max-reached")
