@@ -112,3 +112,43 @@ def test_the_authors_turbo_ids_map_to_the_papers_rows(served: str, paper: str | 
     from obedience.analysis import paper_model_for
 
     assert paper_model_for(served) == paper
+
+
+def test_cells_carry_the_published_count_of_the_papers_row() -> None:
+    _, m = _scored("PC-NS-FB", refusing_from(4))
+    published = {"m": ("Qwen2.5-7B", {"PC-NS-FB": 7, "PC-NS-NF": 0}, 30)}
+    (cell,) = cell_metrics([m], published)
+    assert (cell.paper_model, cell.published_reached_max, cell.published_trials) == (
+        "Qwen2.5-7B",
+        7,
+        30,
+    )
+    assert cell.highest_button_min == cell.highest_button_max == 2
+
+
+def test_the_report_shows_the_papers_metrics_per_cell(tmp_path: Path) -> None:
+    from obedience.report import write_report
+
+    config = RunConfig(models=["scripted:threshold:3"], conditions=["PC-NS-FB"], trials=1)
+    run = make_run(tmp_path / "run", config)
+    html = write_report(run).read_text(encoding="utf-8")
+    start = html.index('id="paper-metrics"')
+    section = html[start : html.index("</table>", start)]
+    assert "scripted:threshold:3" in section and "PC-NS-FB" in section
+    assert "2 / 2.0 / 2" in section  # the own-press highest button, not 3
+
+
+def test_empty_replies_through_the_runner_are_counted_apart(tmp_path: Path) -> None:
+    replies = tmp_path / "replies.jsonl"
+    replies.write_text('""\n"PRESSED. Sorry."\n', encoding="utf-8")
+    config = RunConfig(models=[f"replay:{replies}"], conditions=["PC-NS-NF"], trials=1)
+    run = make_run(tmp_path / "run", config)
+    with RunStore.open(run) as store:
+        from obedience.analysis import build_tables
+
+        trial = build_tables(store).trials.iloc[0]
+        (cell,) = paper_metrics(store).cells
+    assert trial["outcome"] == "max-reached"
+    assert (trial["model_replies"], trial["valid_replies"], trial["invalid_replies"]) == (24, 12, 0)
+    assert cell.empty_replies == 12 and cell.empty_cap_trials == 0
+    assert cell.invalid_rate_pct == 0.0

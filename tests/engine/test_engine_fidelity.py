@@ -193,3 +193,36 @@ def test_faithful_defaults_stay_deterministic(paper: Protocol) -> None:
             trial, _ = run(paper, condition, subject, seed=3)
             dumps.add((condition, dump_events(trial.events)))
     assert len(dumps) == 2  # the two runs of each cell gave byte-identical transcripts
+
+
+def test_the_shuffle_quirk_is_an_option_and_off_by_default(paper: Protocol) -> None:
+    """FIDELITY, known quirks: the shuffled order persists into later reads of a list."""
+    from engine_support import stimulus
+
+    assert not paper.condition("PC-NS-NF").task.shuffle_persists
+    obedient = scripted_subject("obedient")
+    rereads = 0
+    for seed in range(1, 6):
+        plain, _ = run(paper, "PC-NS-NF", obedient, seed=seed)
+        quirk, _ = run(paper, "PC-NS-NF-quirk-shuffle", obedient, seed=seed)
+        plain_steps, quirk_steps = stimulus(plain), stimulus(quirk)
+
+        # The same draws: the same lists come up, and right and wrong fall alike.
+        def read(item: str) -> str:
+            return item.removeprefix("The next pair is: ").removesuffix(".")
+
+        assert [sorted(read(s[1]).split()) for s in plain_steps] == [
+            sorted(read(s[1]).split()) for s in quirk_steps
+        ]
+        last_answer: dict[frozenset[str], str] = {}
+        for _, item, answer in quirk_steps:
+            words = read(item)
+            key = frozenset(words.split())
+            if key in last_answer:  # read again: in the order the learner last gave
+                assert words == last_answer[key]
+                rereads += 1
+            last_answer[key] = answer
+        # Without the quirk every list is always read in the protocol's own order.
+        own = {frozenset(p): " ".join(p) for p in paper.condition("PC-NS-NF").task.pairs}
+        assert all(read(item) == own[frozenset(read(item).split())] for _, item, _ in plain_steps)
+    assert rereads > 0

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from obedience.engine import Reply, Trial, canonical_text
+from obedience.engine import Reply, Trial, canonical_text, subject_turn
 from obedience.probe import (
     choose_neutral,
     compliant_trajectory,
@@ -44,7 +44,8 @@ def test_compliant_trajectory_matches_a_driven_trial() -> None:
     skip = setup_assistant_turns(spec)
     for point in points:
         turns = [m["content"] for m in point.messages if m["role"] == "assistant"][skip:]
-        assert turns == ["PRESSED"] * point.k
+        # Bare presses, under the subject's label when the protocol labels its own turns.
+        assert turns == [subject_turn(spec, "PRESSED")] * point.k
 
 
 @pytest.mark.parametrize(
@@ -85,8 +86,9 @@ def test_neutral_control_differs_only_in_the_action_word(
             if assistant_seen <= skip:
                 assert forced_m == control_m  # scripted set-up turns are untouched
                 continue
-            # Every model turn is the bare comply spelling, and the control swaps the word only.
-            assert forced_m["content"] == canonical_text(spec.channel, "comply")
+            # Every model turn is the bare comply spelling (labelled as the protocol says),
+            # and the control swaps the word only.
+            assert forced_m["content"] == subject_turn(spec, canonical_text(spec.channel, "comply"))
             assert len(control_m["content"]) == len(forced_m["content"])
             assert control_m["content"] == forced_m["content"].replace(spelled.comply_word, neutral)
             assert control_m["content"].replace(neutral, spelled.comply_word) == forced_m["content"]

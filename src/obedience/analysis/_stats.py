@@ -107,6 +107,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import itertools
+import json
 import math
 import re
 import warnings
@@ -544,28 +545,55 @@ def logrank_rows(trials: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def factor_cells(conditions: Iterable[str]) -> dict[str, tuple[str, str, str]]:
-    """Conditions of the 2x2x2 design, split into their three codes."""
-    out: dict[str, tuple[str, str, str]] = {}
+def factor_cells(
+    conditions: Iterable[str], codes: dict[str, dict[str, str]] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Conditions of the 2x2x2 design, split into their three codes.
+
+    ``codes`` are the factor codes the trials recorded (the protocol's ``[design]``); a
+    condition without them is a variant, not a cell. Without any codes (a run recorded
+    before the design was data), the codes are read from names like ``DC-NS-FB``.
+    """
+    out: dict[str, tuple[str, ...]] = {}
+    names = [f[0] for f in FACTORS]
     for c in conditions:
+        if codes:
+            cell = codes.get(str(c)) or {}
+            if all(n in cell for n in names):
+                out[str(c)] = tuple(cell[n] for n in names)
+            continue
         m = FACTOR_PATTERN.match(str(c))
         if m:
             out[str(c)] = (m.group(1), m.group(2), m.group(3))
     return out
 
 
+def _recorded_codes(trials: pd.DataFrame) -> dict[str, dict[str, str]]:
+    if "factors" not in trials.columns:
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for condition, raw in zip(trials["condition"], trials["factors"], strict=True):
+        if raw:
+            out[str(condition)] = json.loads(raw)
+    return out
+
+
 def factor_strata(
-    present: Iterable[str], position: int, code_from: str, code_to: str
+    present: Iterable[str],
+    position: int,
+    code_from: str,
+    code_to: str,
+    codes: dict[str, dict[str, str]] | None = None,
 ) -> tuple[list[str], list[str], list[str]]:
     """(strata, conditions at ``from``, conditions at ``to``) for one factor.
 
     A stratum is the setting of the other two factors; only strata present at both
     settings of this factor are used, so the contrast compares like with like.
     """
-    cells = factor_cells(present)
+    cells = factor_cells(present, codes)
 
-    def stratum(codes: tuple[str, str, str]) -> str:
-        return "-".join(c for i, c in enumerate(codes) if i != position)
+    def stratum(cell: tuple[str, ...]) -> str:
+        return "-".join(c for i, c in enumerate(cell) if i != position)
 
     have_from = {stratum(v): k for k, v in cells.items() if v[position] == code_from}
     have_to = {stratum(v): k for k, v in cells.items() if v[position] == code_to}
@@ -587,10 +615,11 @@ def factor_effect_rows(
     if trials.empty:
         return rows
     done_all = completed(trials)
+    codes = _recorded_codes(done_all)
     for model, g in done_all.groupby("model", sort=True):
         present = [str(c) for c in g["condition"].unique()]
         for name, position, code_from, code_to, labels in FACTORS:
-            strata, c_from, c_to = factor_strata(present, position, code_from, code_to)
+            strata, c_from, c_to = factor_strata(present, position, code_from, code_to, codes)
             if not strata:
                 continue
             a = g[g["condition"].isin(c_from)]

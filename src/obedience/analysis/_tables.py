@@ -34,6 +34,7 @@ Trial metrics (one row per finished trial, ``TRIAL_COLUMNS``):
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,7 @@ TRIAL_COLUMNS = [
     "trial_id",
     "model",
     "condition",
+    "factors",  # the design cell's {factor: code} as sorted JSON ("" outside the design)
     "trial_index",
     "seed",
     "outcome",
@@ -154,6 +156,7 @@ class TrialSummary:
     steps: int = 0
     outcome: str = "unknown"
     highest: int = 0
+    factors: str = ""
     forced: int = 0
     prods: int = 0
     refused_levels: list[int] = field(default_factory=list)
@@ -172,6 +175,8 @@ def summarise_trial(row: TrialRow, events: list[EventRow]) -> TrialSummary:
         if kind == "trial-started":
             t.max_level = int(p["max_level"])
             t.protocol = p.get("protocol")
+            codes = p.get("factors")
+            t.factors = json.dumps(codes, sort_keys=True, ensure_ascii=False) if codes else ""
         elif kind == "request":
             d = t.decisions.setdefault(
                 p["decision"], _Decision(p["decision"], p["level"], prod_index=last_prod)
@@ -251,6 +256,7 @@ def _trial_record(t: TrialSummary) -> dict[str, Any]:
         "trial_id": r.trial_id,
         "model": r.model,
         "condition": r.condition,
+        "factors": t.factors,
         "trial_index": r.trial_index,
         "seed": r.seed,
         "outcome": t.outcome,
@@ -263,7 +269,8 @@ def _trial_record(t: TrialSummary) -> dict[str, Any]:
         "steps": t.steps,
         "decisions": len(t.decisions),
         "model_replies": len(t.replies),
-        "valid_replies": len(t.replies) - invalid,
+        # Empty replies re-sampled uncounted (harness.empty_replies) are neither.
+        "valid_replies": len(t.replies) - invalid - sum(x["action"] == "empty" for x in t.replies),
         "invalid_replies": invalid,
         "discarded_replies": discarded,
         "overridden_refusals": overridden,

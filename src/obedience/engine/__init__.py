@@ -42,6 +42,7 @@ from obedience.engine._trial import (
     is_empty,
     kept_text,
     marked,
+    subject_turn,
 )
 
 __all__ = [
@@ -84,6 +85,7 @@ __all__ = [
     "parse_reply",
     "scripted_subject",
     "spell",
+    "subject_turn",
     "tool_definitions",
 ]
 

@@ -132,6 +132,8 @@ class Trial:
         self._speaker_names = (spec.roles.subject,)
         self._max = plan.max_level
         self._sequence = plan.prods
+        # The lists as they will be read next (they change only under shuffle_persists).
+        self._pairs = [list(p) for p in spec.task.pairs] if spec.task.shuffle_persists else None
         self._constrained = spec.policy.kind == "constrained"
         if plan.request is None:
             plan.request = frozen_builder(Request, self._request_fields())
@@ -325,12 +327,15 @@ class Trial:
             idx += idx >= last
         s.last_item = idx
         if task.kind == "word-pairs":
-            pair = task.pairs[idx]
+            pair = task.pairs[idx] if self._pairs is None else self._pairs[idx]
             shuffled = list(pair)
             for i in range(len(shuffled) - 1, 0, -1):  # random.shuffle's own steps
                 j = _below(bits, i + 1)
                 shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
+            item = items[idx] if self._pairs is None else " ".join(pair)
             answer, correct = " ".join(shuffled), shuffled == pair
+            if self._pairs is not None:
+                self._pairs[idx] = shuffled
         else:
             cue = task.items[idx]
             roll = self._rng.random()
@@ -338,16 +343,16 @@ class Trial:
             wrong_pick += wrong_pick >= cue.answer
             correct = roll < task.p_correct
             pick = cue.answer if correct else wrong_pick
-            answer = cue.options[pick]
+            item, answer = items[idx], cue.options[pick]
         silent = s.learner_silent
         if silent:
             answer, correct = "", False
         level = s.next_level
         repeating = level == self._max and s.repeats_at_max > 0
-        key = (level, idx, answer, correct, silent, repeating)
+        key = (level, item, answer, correct, silent, repeating)
         step = plan.steps.get(key)
         if step is None:
-            step = self._step_lines(items[idx], answer, correct, silent, repeating)
+            step = self._step_lines(item, answer, correct, silent, repeating)
             remember(plan.steps, key, step)
         lines, turns, verdict = step
         self._pending.extend(lines)
@@ -510,10 +515,7 @@ class Trial:
         self._context.append({"role": "assistant", "content": self._own(content or "...")})
 
     def _own(self, text: str) -> str:
-        """A turn of the subject's as it stands in context: labelled if the protocol says so."""
-        if self.spec.harness.subject_label:
-            return self.spec.turn_format.format(speaker=self._names["subject"], text=text)
-        return text
+        return subject_turn(self.spec, text)
 
     def _append_tool_turn(
         self, name: str, content: str, result: str, arguments: str = "{}"
@@ -717,6 +719,13 @@ def kept_text(spec: ProtocolSpec, text: str, parsed: Parsed, action: str, commen
         return word
     if spec.harness.past_turns == "rebuilt" and channel.kind == "first-word":
         return f"{word}\n\n{parsed.comment}" if parsed.comment else word
+    return text
+
+
+def subject_turn(spec: ProtocolSpec, text: str) -> str:
+    """A turn of the subject's as it stands in context: labelled if the protocol says so."""
+    if spec.harness.subject_label:
+        return spec.turn_format.format(speaker=spec.roles.subject, text=text)
     return text
 
 

@@ -37,6 +37,7 @@ HARNESS_FIELDS = (
     "harness.empty_replies",
     "harness.max_empty_retries",
     "harness.highest_counts_forced",
+    "task.shuffle_persists",
     "sampling_temperature",
     "sampling_top_p",
     "sampling_presence_penalty",

@@ -169,6 +169,9 @@ class Task(Strict):
     pairs: list[list[str]] = []
     items: list[CueItem] = []
     p_correct: float = Field(default=0.25, ge=0.0, le=1.0)
+    # A quirk of the 2026 paper's harness, off by default: the learner's shuffled order
+    # replaces the list's order, so a later read of the same list shows that order.
+    shuffle_persists: bool = False
 
     @model_validator(mode="after")
     def _has_material(self) -> Task:

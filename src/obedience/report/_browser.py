@@ -40,7 +40,7 @@ CODES = {
     "trial-ended": ENDED,
     "trial-started": STARTED,
 }
-ACTIONS = {"comply": 0, "refuse": 1, "invalid": 2}
+ACTIONS = {"comply": 0, "refuse": 1, "invalid": 2, "empty": 3}  # empty: re-sampled uncounted
 
 # Reply flag bits.
 F_DISCARDED, F_EXPRESSED_REFUSAL, F_FINAL = 1, 2, 4

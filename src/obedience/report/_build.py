@@ -106,6 +106,7 @@ def _axis(protocol: Any | None, trials: pd.DataFrame) -> LevelAxis:
     noun = "button" if str(lv.label).startswith("button") else "level"
     if lv.unit:
         noun = "shock"
+    noun = getattr(lv, "noun", "") or noun  # the protocol's own noun, when it names one
     return LevelAxis(
         count=max(count, lv.count), start=lv.start, step=lv.step, unit=lv.unit, noun=noun
     )
@@ -486,6 +487,7 @@ def _sections(rep: Report, store: RunStore) -> None:
     rep.sections["errors"] = _errors(rep)
     rep.sections["provenance"] = _provenance(rep)
     rep.sections["baselines"] = _baselines(rep)
+    rep.sections["paper"] = (rep.stats.get("paper_metrics") or {}).get("cells", [])
     rep.sections["logrank"] = [r for r in rep.stats["logrank"] if r["p"] is not None]
     rep.sections["methods"] = rep.stats["tests"]["methods"]
     rep.sections["counts"] = {

@@ -121,6 +121,8 @@ def build_manifest(
             "path": protocol.path,
             "sha256": protocol.sha256,
             "conditions": conditions_for(protocol, config),
+            # The declared design: each run condition's {factor: code} (empty: a variant).
+            "factors": {c: protocol.factors_of(c) for c in conditions_for(protocol, config)},
         },
         "sampling": {
             model: {

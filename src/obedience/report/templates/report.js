@@ -10,7 +10,7 @@
   var SCRIPTED = 0, REPLY = 1, PROD = 2, FORCED = 3, SHOCK = 4, REACTION = 5, REMINDER = 6,
     TRANSPORT = 7, ANSWER = 8, RETRY = 9, ENDED = 10, STARTED = 11, OTHER = 99;
   var F_DISCARDED = 1, F_EXPRESSED = 2, F_FINAL = 4;
-  var ACTIONS = ["comply", "refuse", "invalid"];
+  var ACTIONS = ["comply", "refuse", "invalid", "empty"];
   var PAGE = 50;
 
   var $ = function (id) { return document.getElementById(id); };
