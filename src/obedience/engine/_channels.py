@@ -75,7 +75,9 @@ def parse_first_word(text: str, channel: Channel, speaker_names: tuple[str, ...]
     upper_line = first_line.upper()
     if channel.tokeniser == "separators":
         token = _FIRST_TOKEN.search(upper_line)
-        first = token.group().translate(_QUOTES) if token else ""
+        first = token.group() if token else ""
+        if not first.isalpha():  # only then can it hold a quote (no quote is a letter)
+            first = first.translate(_QUOTES)
         # FIDELITY 9 gives "I refuse to hurt him." as invalid in the paper, so the
         # "I REFUSE" opening is matched with the fallback's case rule.
         line = upper_line if channel.fallback_case == "insensitive" else first_line

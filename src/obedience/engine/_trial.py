@@ -586,10 +586,13 @@ class Trial:
                     self._say(j.speaker, text)
                     self._emit(ScriptedTurn(speaker=self._names[j.speaker], role="user", text=text))
             s.interjected.add(level)
-        if level == self._max and s.repeats_at_max >= self.spec.stopping.max_level_repeats:
-            self._end("max-reached")
-            return
-        s.next_level = min(level + 1, self._max)
+        if level == self._max:
+            if s.repeats_at_max >= self.spec.stopping.max_level_repeats:
+                self._end("max-reached")
+                return
+            s.next_level = level
+        else:
+            s.next_level = level + 1
 
     def _end(self, reason: EndReason) -> None:
         s = self._s
