@@ -330,7 +330,10 @@ class Trial:
             pair = task.pairs[idx] if self._pairs is None else self._pairs[idx]
             shuffled = list(pair)
             for i in range(len(shuffled) - 1, 0, -1):  # random.shuffle's own steps
-                j = _below(bits, i + 1)
+                k = (i + 1).bit_length()
+                j = bits(k)
+                while j > i:
+                    j = bits(k)
                 shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
             item = items[idx] if self._pairs is None else " ".join(pair)
             answer, correct = " ".join(shuffled), shuffled == pair
