@@ -9,14 +9,17 @@ A *decision* is one prompt that asks the model to act (``TrialEnded.decisions``)
 headline figure is microseconds per decision over all subjects of a protocol (the
 obedient subject and a mix of format-breaker, threshold and defiant ones); each cell is
 the median of many short rounds. Time is the process's CPU time, which is what one core
-spends on the engine, so other load on the machine does not inflate it; the wall-clock
-figure is shown beside it.
+spends on the engine (other load on a shared machine still inflates it somewhat, through
+caches and shared cores); the wall-clock figure is shown beside it.
 
 With ``--baseline SRC`` (a ``src`` directory holding another copy of the ``obedience``
-package, e.g. a checkout of an older commit), the other engine is loaded beside this one
-in the same process. Both first drive the same trials and must produce byte-identical
-transcripts; then their rounds alternate, so that both see the same machine load, and the
-figure reported is the ratio of the other engine's time over this one's.
+package, e.g. ``git archive b4600d1 src | tar -x -C /tmp/old`` then ``/tmp/old/src``),
+the other engine is loaded beside this one in the same process, each with its own protocol
+files. Both first drive the same trials and the script says whether their transcripts are
+byte-identical (they are when the two copies differ only in speed); then their rounds
+alternate, so that both see the same machine load, and the figure reported is the ratio
+of the other engine's time over this one's: on a shared machine, only that ratio is a
+fair measure.
 
 Usage: python benchmarks/engine.py [--seconds S] [--profile] [--baseline SRC]
 Last line of output: {"pihlakas2026_us_per_decision": ..., "milgram1963_us_per_decision": ...}
