@@ -116,6 +116,8 @@ def _strip_label(text: str, channel: Channel, speaker_names: tuple[str, ...]) ->
     """The reply without a leading subject label, stripped of surrounding blanks."""
     if channel.label_strip == "subject":
         # Only when the reply literally starts with the name and a colon (any case).
+        if ":" not in text[:64]:  # lower-casing makes no colon, so no label can match
+            return text.strip()
         lowered = text[:64].lower()
         for name in speaker_names:
             if lowered.startswith(name.lower() + ":"):
