@@ -24,7 +24,7 @@ from obedience.protocols import ProtocolSpec
 from obedience.protocols._schema import Interjection, Reaction, SpecialProd
 
 # Entries each cache may hold; past it, values are computed afresh each time.
-CACHE_LIMIT = 10_000
+CACHE_LIMIT = 4096
 # Plans kept at once (one per condition in use); the oldest is dropped past this.
 PLAN_LIMIT = 32
 
