@@ -22,9 +22,10 @@ of the other engine's time over this one's: on a shared machine, only that ratio
 fair measure.
 
 Usage: python benchmarks/engine.py [--seconds S] [--profile] [--baseline SRC]
-Last line of output: {"pihlakas2026_us_per_decision": ..., "milgram1963_us_per_decision": ...}
-(targets <= 35 and <= 30 on the machines that measured 125 and 90 before the engine was
-made faster; with --baseline, also "<protocol>_speedup" and the baseline's figures).
+Last line of output: {"pihlakas2026_us_per_decision": ..., "milgram1963_us_per_decision": ...,
+"<protocol>_obedient_us_per_decision": ...} (targets <= 35 and <= 30 on the machines that
+measured 125 and 90 before the engine was made faster); with --baseline, also
+"<protocol>_speedup", the baseline's figures and "transcripts_identical".
 """
 
 from __future__ import annotations
@@ -305,10 +306,17 @@ def main() -> None:
             "on the machines that measured the targets' baselines"
         )
         summary[f"{name}_us_per_decision"] = round(mine, 2)
+        summary[f"{name}_obedient_us_per_decision"] = round(obedient.us_per_decision, 2)
         if base_cells:
             base = overall(base_cells, name)
             print(f"{name}: baseline {base:.1f} us per decision; speedup {base / mine:.2f}x")
             summary[f"{name}_baseline_us_per_decision"] = round(base, 2)
+            base_obedient = next(
+                c for c in base_cells if c.protocol == name and c.subject == "obedient"
+            )
+            summary[f"{name}_baseline_obedient_us_per_decision"] = round(
+                base_obedient.us_per_decision, 2
+            )
             summary[f"{name}_speedup"] = round(base / mine, 2)
     if profiler:
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
