@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import json
 import random
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from obedience.engine._builders import frozen_builder
 from obedience.engine._channels import (
     COMPLY_TOOL,
     REFUSE_TOOL,
     Parsed,
     canonical_text,
-    gbnf_grammar,
-    json_schema,
     parse_reply,
-    tool_definitions,
 )
 from obedience.engine._events import (
     EmptyReplyRetried,
@@ -50,9 +48,11 @@ from obedience.engine._events import (
     TrialStarted,
 )
 from obedience.engine._intent import looks_like_refusal
+from obedience.engine._plan import label, plan_for, remember
 from obedience.protocols import Protocol, ProtocolSpec
 
 Message = dict[str, Any]
+E = TypeVar("E", bound=Event)
 
 
 class EngineUsageError(RuntimeError):
@@ -110,6 +110,10 @@ class _State:
     interjected: set[int] = field(default_factory=set)
 
 
+# Replies are new on every decision: made by a fast builder (and requests by the plan's).
+_build_reply_received = frozen_builder(ReplyReceived)
+
+
 class Trial:
     def __init__(self, protocol: Protocol | ProtocolSpec, condition: str, seed: int) -> None:
         spec = protocol.condition(condition) if isinstance(protocol, Protocol) else protocol
@@ -117,37 +121,23 @@ class Trial:
         self.condition = condition
         self.seed = seed
         self.events: list[Event] = []
+        # Tables and texts fixed by the condition: worked out once, shared by its trials.
+        self._plan = plan = plan_for(spec)
         self._rng = random.Random(seed)
+        self._bits = self._rng.getrandbits
         self._s = _State()
         self._context: list[Message] = []
         self._pending: list[str] = []
-        self._names = {
-            "experimenter": spec.roles.experimenter,
-            "learner": spec.roles.learner,
-            "peer": spec.roles.peer,
-            "subject": spec.roles.subject,
-            "narrator": "",
-        }
+        self._names = plan.names
         self._speaker_names = (spec.roles.subject,)
-        self._max = spec.levels.count
-        # Template fields: the per-level ones are computed once per level and cached.
-        self._static_fields = {
-            "subject": spec.roles.subject,
-            "experimenter": spec.roles.experimenter,
-            "learner": spec.roles.learner,
-            "peer": spec.roles.peer,
-            "comply": spec.channel.comply,
-            "refuse": spec.channel.refuse,
-            "item": "",
-            "answer": "",
-            "max_label": self._label(self._max),
-        }
-        self._level_fields: dict[int, dict[str, str]] = {}
-        self._interjection_levels = frozenset(j.after_level for j in spec.interjections)
-        self._sequence = spec.prods.sequence()
+        self._max = plan.max_level
+        self._sequence = plan.prods
         # The lists as they will be read next (they change only under shuffle_persists).
         self._pairs = [list(p) for p in spec.task.pairs] if spec.task.shuffle_persists else None
         self._constrained = spec.policy.kind == "constrained"
+        if plan.request is None:
+            plan.request = frozen_builder(Request, self._request_fields())
+        self._request: Callable[..., Request] = plan.request
         self._emit(
             TrialStarted(
                 protocol=spec.name,
@@ -159,9 +149,19 @@ class Trial:
                 factors=dict(spec.factors),
             )
         )
-        if spec.system_prompt:
-            self._context.append({"role": "system", "content": spec.system_prompt})
-        self._run_setup()
+        if plan.setup is None:
+            first = len(self.events)
+            if spec.system_prompt:
+                self._context.append({"role": "system", "content": spec.system_prompt})
+            self._run_setup()
+            context = tuple(dict(message) for message in self._context)
+            plan.setup = (context, tuple(self._pending), tuple(self.events[first:]))
+        else:
+            # The setup uses neither the seed nor the random stream: copy its outcome.
+            context, pending, events = plan.setup
+            self._context = [dict(message) for message in context]
+            self._pending = list(pending)
+            self.events.extend(events)
         self._advance()
 
     # ----------------------------------------------------------------- public API
@@ -181,16 +181,22 @@ class Trial:
 
     def next_request(self) -> Request | None:
         """The request the model must answer next, or None once the trial is over."""
-        if not self._s.awaiting:
+        s = self._s
+        if not s.awaiting:
             return None
-        channel = self.spec.channel
-        tools = tool_definitions() if channel.kind == "tool-call" else None
-        return Request(
+        return self._request(
             messages=tuple(self._context),
+            decision=s.decision,
+            level=s.next_level,
+            attempt=s.attempt,
+        )
+
+    def _request_fields(self) -> dict[str, Any]:
+        """The fields that every request of the condition shares, whatever the trial."""
+        channel = self.spec.channel
+        plan = self._plan
+        return dict(
             channel=channel.kind,
-            decision=self._s.decision,
-            level=self._s.next_level,
-            attempt=self._s.attempt,
             temperature=self.spec.sampling_temperature,
             max_tokens=self.spec.max_tokens,
             top_p=self.spec.sampling_top_p,
@@ -198,9 +204,9 @@ class Trial:
             frequency_penalty=self.spec.sampling_frequency_penalty,
             comply_word=channel.comply,
             refuse_word=channel.refuse,
-            tools=tools,
-            grammar=gbnf_grammar(channel) if self._constrained else None,
-            json_schema=json_schema() if self._constrained and channel.kind == "json" else None,
+            tools=plan.tools,
+            grammar=plan.grammar,
+            json_schema=plan.schema,
             constrained=self._constrained,
         )
 
@@ -210,15 +216,15 @@ class Trial:
             raise EngineUsageError("submit_reply called while no request is pending")
         reply = _normalised(reply)
         harness = self.spec.harness
-        empty = is_empty(reply) and harness.empty_replies == "retry"
+        empty = harness.empty_replies == "retry" and is_empty(reply)
         capped = empty and s.empty_run + 1 > harness.max_empty_retries
         read = marked(reply, harness.truncation_marker)
         if empty and not capped:
             parsed = Parsed("empty", "")
         else:
             parsed = parse_reply(read.text, read.tool_call, self.spec.channel, self._speaker_names)
-        self._emit(
-            ReplyReceived(
+        self.events.append(
+            _build_reply_received(
                 decision=s.decision,
                 level=s.next_level,
                 attempt=s.attempt,
@@ -283,65 +289,105 @@ class Trial:
     def _advance(self) -> None:
         """Run scripted steps until the model must decide or the trial ends."""
         s = self._s
-        script = self.spec.script
+        forced = self._plan.forced
+        max_steps = self.spec.stopping.max_steps
         while s.outcome is None:
-            if s.step >= self.spec.stopping.max_steps:
+            if s.step >= max_steps:
                 self._end("step-limit")
                 return
             s.step += 1
-            correct, silent = self._task_step()
-            if correct:
-                self._scripted("experimenter", script.correct)
+            if self._task_step():
                 continue
             level = s.next_level
-            if level == self._max and s.repeats_at_max > 0:
-                order = script.repeat_max
-            else:
-                order = script.silence_wrong if silent else script.wrong
-            self._scripted("experimenter", order)
-            if self.spec.is_forced(level):
+            if forced[level]:
                 self._forced_press(level)
                 continue
             self._open_decision()
             return
 
-    def _task_step(self) -> tuple[bool, bool]:
-        """Present one item and have the learner answer; returns (correct, silent).
+    def _task_step(self) -> bool:
+        """Present one item, have the learner answer and the experimenter respond.
 
-        The random draws do not depend on the learner's state, so a seed fixes the
-        whole stimulus stream whatever the model does.
+        Returns whether the answer was right. The random draws do not depend on the
+        learner's state, so a seed fixes the whole stimulus stream whatever the model does.
         """
         s = self._s
         task = self.spec.task
-        n = len(task.pairs) if task.kind == "word-pairs" else len(task.items)
-        idx = self._rng.randrange(n - 1 if s.last_item is not None else n)
-        if s.last_item is not None and idx >= s.last_item:
-            idx += 1
+        bits = self._bits
+        plan = self._plan
+        items = plan.item_texts
+        last = s.last_item
+        # The draw of randrange(n): k random bits until they fall below n (see _below).
+        n = len(items) if last is None else len(items) - 1
+        k = n.bit_length()
+        idx = bits(k)
+        while idx >= n:
+            idx = bits(k)
+        if last is not None:
+            idx += idx >= last
         s.last_item = idx
         if task.kind == "word-pairs":
             pair = task.pairs[idx] if self._pairs is None else self._pairs[idx]
             shuffled = list(pair)
-            self._rng.shuffle(shuffled)
-            item, answer, correct = " ".join(pair), " ".join(shuffled), shuffled == pair
+            for i in range(len(shuffled) - 1, 0, -1):  # random.shuffle's own steps
+                k = (i + 1).bit_length()
+                j = bits(k)
+                while j > i:
+                    j = bits(k)
+                shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
+            item = items[idx] if self._pairs is None else " ".join(pair)
+            answer, correct = " ".join(shuffled), shuffled == pair
             if self._pairs is not None:
                 self._pairs[idx] = shuffled
         else:
             cue = task.items[idx]
             roll = self._rng.random()
-            wrong_pick = self._rng.randrange(len(cue.options) - 1)
+            wrong_pick = _below(bits, len(cue.options) - 1)
             wrong_pick += wrong_pick >= cue.answer
             correct = roll < task.p_correct
             pick = cue.answer if correct else wrong_pick
-            item = f"{cue.cue}: {', '.join(cue.options)}."
-            answer = cue.options[pick]
-        self._scripted("experimenter", self.spec.script.present, item=item)
-        if s.learner_silent:
-            self._scripted("learner", self.spec.script.learner_silent)
-            correct = False
+            item, answer = items[idx], cue.options[pick]
+        silent = s.learner_silent
+        if silent:
+            answer, correct = "", False
+        level = s.next_level
+        repeating = level == self._max and s.repeats_at_max > 0
+        key = (level, item, answer, correct, silent, repeating)
+        step = plan.steps.get(key)
+        if step is None:
+            step = self._step_lines(item, answer, correct, silent, repeating)
+            remember(plan.steps, key, step)
+        lines, turns, verdict = step
+        self._pending.extend(lines)
+        events = self.events
+        events.extend(turns)
+        answer_key = (LearnerAnswer, s.step, correct, silent)
+        answered = plan.events.get(answer_key)
+        if answered is None:
+            answered = LearnerAnswer(step=s.step, correct=correct, silent=silent)
+            remember(plan.events, answer_key, answered)
+        events.append(answered)
+        events.append(verdict)
+        return correct
+
+    def _step_lines(
+        self, item: str, answer: str, correct: bool, silent: bool, repeating: bool
+    ) -> tuple[tuple[str, ...], tuple[Event, ...], Event]:
+        """A task step's three lines (item, answer, verdict): their texts and events."""
+        script = self.spec.script
+        present = self._turn("experimenter", script.present, item=item)
+        if silent:
+            reply = self._turn("learner", script.learner_silent)
         else:
-            self._scripted("learner", self.spec.script.learner_answer, answer=answer)
-        self._emit(LearnerAnswer(step=s.step, correct=correct, silent=s.learner_silent))
-        return correct, s.learner_silent
+            reply = self._turn("learner", script.learner_answer, answer=answer)
+        if correct:
+            order = script.correct
+        elif repeating:
+            order = script.repeat_max
+        else:
+            order = script.silence_wrong if silent else script.wrong
+        verdict = self._turn("experimenter", order)
+        return (present[0], reply[0], verdict[0]), (present[1], reply[1]), verdict[1]
 
     def _open_decision(self) -> None:
         s = self._s
@@ -357,28 +403,39 @@ class Trial:
 
     def _emit_request(self) -> None:
         s = self._s
-        self._emit(
-            RequestIssued(
+        events = self._plan.events
+        key = (RequestIssued, s.decision, s.next_level, s.attempt, s.prods_used, len(self._context))
+        issued = events.get(key)
+        if issued is None:
+            issued = RequestIssued(
                 decision=s.decision,
                 level=s.next_level,
                 attempt=s.attempt,
                 prods_used=s.prods_used,
                 messages=len(self._context),
             )
-        )
+            remember(events, key, issued)
+        self.events.append(issued)
 
     # ------------------------------------------------------------ reply handling
 
     def _instruct(self) -> None:
-        texts = self.spec.channel.texts[self.spec.channel.kind]
-        self._say(self.spec.harness.instruction_speaker, self._fill(texts.instruction))
+        """The format instruction: its line depends on the level alone."""
+        level = self._s.next_level
+        line = self._plan.instructions.get(level)
+        if line is None:
+            template = self.spec.channel.texts[self.spec.channel.kind].instruction
+            line = self._spoken(self.spec.harness.instruction_speaker, template, level)[1]
+            remember(self._plan.instructions, level, line)
+        self._pending.append(line)
 
     def _on_invalid(self, reply: Reply, parsed: Parsed) -> None:
         s = self._s
         policy = self.spec.policy
         if policy.kind in ("discard-and-retry", "constrained"):
             self._emit(
-                ReplyDiscarded(
+                self._shared(
+                    ReplyDiscarded,
                     decision=s.decision,
                     level=s.next_level,
                     attempt=s.attempt,
@@ -390,7 +447,11 @@ class Trial:
                 self._end("invalid-abort")
                 return
             s.attempt += 1
-            self._emit(RetryIssued(decision=s.decision, level=s.next_level, attempt=s.attempt))
+            self._emit(
+                self._shared(
+                    RetryIssued, decision=s.decision, level=s.next_level, attempt=s.attempt
+                )
+            )
             self._emit_request()
         elif policy.kind == "remind-then-balk" and not s.reminded:
             s.reminded = True
@@ -421,28 +482,26 @@ class Trial:
         if s.prods_used >= len(self._sequence):
             self._end("defiant")
             return
-        for special in self.spec.prods.special:
-            if any(_search(p, reply.text) for p in special.patterns):
-                text = self._fill(special.text)
-                self._say("experimenter", text)
-                self._emit(
-                    ProdGiven(
-                        decision=s.decision, level=s.next_level, index=0, text=text, special=True
-                    )
-                )
+        for patterns, special in self._plan.specials:
+            if any(p.search(reply.text[:_SCAN_LIMIT]) for p in patterns):
+                self._prod(special.text, 0, special=True)
         s.prods_used += 1
-        text = self._fill(self._sequence[s.prods_used - 1])
-        self._say("experimenter", text)
-        self._emit(
-            ProdGiven(
-                decision=s.decision,
-                level=s.next_level,
-                index=s.prods_used,
-                text=text,
-                special=False,
-            )
-        )
+        self._prod(self._sequence[s.prods_used - 1], s.prods_used, special=False)
         self._open_decision()
+
+    def _prod(self, template: str, index: int, *, special: bool) -> None:
+        s = self._s
+        text, said = self._spoken("experimenter", template, s.next_level)
+        self._pending.append(said)
+        events = self._plan.events
+        key = (ProdGiven, s.decision, s.next_level, index, text, special)
+        given = events.get(key)
+        if given is None:
+            given = ProdGiven(
+                decision=s.decision, level=s.next_level, index=index, text=text, special=special
+            )
+            remember(events, key, given)
+        self.events.append(given)
 
     def _append_assistant(self, reply: Reply, parsed: Parsed, action: str) -> None:
         """Put the subject's turn in context: in full, or (discard) as the bare action."""
@@ -498,35 +557,45 @@ class Trial:
         s = self._s
         if level == self._max:
             s.repeats_at_max += 1
-        s.highest = max(s.highest, level)
-        if not forced:
-            s.highest_own = max(s.highest_own, level)
-        self._emit(
-            ShockDelivered(
-                level=level,
-                label=self._fields(level)["label"],
-                forced=forced,
-                repeat=s.repeats_at_max if level == self._max else 1,
-            )
-        )
-        reaction = self.spec.reaction(level)
+        if level > s.highest:
+            s.highest = level
+        if not forced and level > s.highest_own:
+            s.highest_own = level
+        plan = self._plan
+        repeat = s.repeats_at_max if level == self._max else 1
+        key = (ShockDelivered, level, forced, repeat)
+        shock = plan.events.get(key)
+        if shock is None:
+            label = self._fields(level)["label"]
+            shock = ShockDelivered(level=level, label=label, forced=forced, repeat=repeat)
+            remember(plan.events, key, shock)
+        self.events.append(shock)
+        reaction = plan.reactions[level]
         if reaction is not None:
-            text = self._fill(reaction.text, level=level)
-            self._say(reaction.speaker, text)
-            self._emit(LearnerReaction(level=level, text=text))
+            reacted = plan.reacted.get(level)
+            if reacted is None:
+                text, said = self._spoken(reaction.speaker, reaction.text, level)
+                reacted = (said, LearnerReaction(level=level, text=text))
+                remember(plan.reacted, level, reacted)
+            self._pending.append(reacted[0])
+            self.events.append(reacted[1])
             if reaction.stops_answering:
                 s.learner_silent = True
-        for j in self.spec.interjections:
-            if j.after_level == level and level not in s.interjected:
-                text = self._fill(j.text, level=level)
-                self._say(j.speaker, text)
-                self._emit(ScriptedTurn(speaker=self._names[j.speaker], role="user", text=text))
-        if level in self._interjection_levels:
+        interjections = plan.interjections[level]
+        if interjections:
+            if level not in s.interjected:
+                for j in interjections:
+                    text = self._fill(j.text, level=level)
+                    self._say(j.speaker, text)
+                    self._emit(ScriptedTurn(speaker=self._names[j.speaker], role="user", text=text))
             s.interjected.add(level)
-        if level == self._max and s.repeats_at_max >= self.spec.stopping.max_level_repeats:
-            self._end("max-reached")
-            return
-        s.next_level = min(level + 1, self._max)
+        if level == self._max:
+            if s.repeats_at_max >= self.spec.stopping.max_level_repeats:
+                self._end("max-reached")
+                return
+            s.next_level = level
+        else:
+            s.next_level = level + 1
 
     def _end(self, reason: EndReason) -> None:
         s = self._s
@@ -543,53 +612,94 @@ class Trial:
     def _emit(self, event: Event) -> None:
         self.events.append(event)
 
+    def _shared(self, kind: type[E], **fields: Any) -> E:
+        """The event of these field values, built once per condition (events are frozen)."""
+        key = (kind, *fields.values())
+        event = self._plan.events.get(key)
+        if event is None:
+            event = kind(**fields)
+            remember(self._plan.events, key, event)
+        return event  # type: ignore[return-value]
+
     def _scripted(self, speaker: str, template: str, **extra: str) -> None:
+        said, event = self._turn(speaker, template, **extra)
+        self._pending.append(said)
+        self.events.append(event)
+
+    def _turn(self, speaker: str, template: str, **extra: str) -> tuple[str, ScriptedTurn]:
+        """A scripted line as the model reads it, and its event."""
         text = self._fill(template, extra=extra)
-        self._say(speaker, text)
-        self._emit(ScriptedTurn(speaker=self._names[speaker], role="user", text=text))
+        event = ScriptedTurn(speaker=self._names[speaker], role="user", text=text)
+        return self._said(speaker, text), event
+
+    def _spoken(self, speaker: str, template: str, level: int) -> tuple[str, str]:
+        """The template filled at ``level``, and that line as said by ``speaker``."""
+        key = (speaker, template, level)
+        line = self._plan.lines.get(key)
+        if line is None:
+            text = self._fill(template, level=level)
+            line = (text, self._said(speaker, text))
+            remember(self._plan.lines, key, line)
+        return line
 
     def _say(self, speaker: str, text: str) -> None:
+        self._pending.append(self._said(speaker, text))
+
+    def _said(self, speaker: str, text: str) -> str:
+        """The line as the model reads it: labelled with the speaker's name if it has one."""
         name = self._names[speaker]
-        if name:
-            self._pending.append(self.spec.turn_format.format(speaker=name, text=text))
-        else:
-            self._pending.append(text)
+        return self.spec.turn_format.format(speaker=name, text=text) if name else text
 
     def _flush(self) -> None:
         if self._pending:
             self._context.append({"role": "user", "content": "\n\n".join(self._pending)})
             self._pending.clear()
 
-    def _label(self, level: int) -> str:
-        levels = self.spec.levels
-        return levels.label.format(
-            value=levels.value(level), group=levels.group(level) or "", level=level
-        )
-
     def _fields(self, level: int) -> dict[str, str]:
-        fields = self._level_fields.get(level)
+        plan = self._plan
+        fields = plan.level_fields.get(level)
         if fields is None:
             levels = self.spec.levels
-            fields = dict(self._static_fields)
+            fields = dict(plan.static_fields)
             fields["level"] = str(level)
             fields["value"] = str(levels.value(level))
             fields["group"] = levels.group(level) or ""
-            fields["label"] = self._label(level)
-            self._level_fields[level] = fields
+            fields["label"] = label(self.spec, level)
+            plan.level_fields[level] = fields
         return fields
 
     def _fill(
         self, template: str, *, level: int | None = None, extra: dict[str, str] | None = None
     ) -> str:
-        fields = self._fields(self._s.next_level if level is None else level)
+        at = self._s.next_level if level is None else level
         if extra:
-            fields = {**fields, **extra}
-        return template.format_map(fields)
+            return template.format_map({**self._fields(at), **extra})
+        texts = self._plan.texts
+        text = texts.get((template, at))
+        if text is None:
+            text = template.format_map(self._fields(at))
+            remember(texts, (template, at), text)
+        return text
+
+
+def _below(bits: Callable[[int], int], n: int) -> int:
+    """A uniform draw from range(n), exactly as ``random.Random.randrange(n)`` makes it.
+
+    CPython draws ``n.bit_length()`` random bits until they fall below ``n``; this does
+    the same with the public ``getrandbits``, so the stimulus stream of a seed is the one
+    the engine has always drawn, minus the cost of ``randrange``'s argument checks.
+    """
+    k = n.bit_length()
+    r = bits(k)
+    while r >= n:
+        r = bits(k)
+    return r
 
 
 def is_empty(reply: Reply) -> bool:
     """No text but blanks and no tool call: what the paper's transport re-sampled."""
-    return not reply.text.strip() and not reply.tool_call
+    # isspace() is strip()'s own test of a blank, without copying the text.
+    return (not reply.text or reply.text.isspace()) and not reply.tool_call
 
 
 def marked(reply: Reply, marker: str) -> Reply:
@@ -627,6 +737,13 @@ def subject_turn(spec: ProtocolSpec, text: str) -> str:
 
 def _normalised(reply: Reply) -> Reply:
     """The reply with anything malformed (not text, not a call, odd finish) made empty."""
+    call, finish = reply.tool_call, reply.finish_reason
+    if (
+        type(reply.text) is str
+        and (call is None or type(call) is dict)
+        and (finish is None or type(finish) is str)
+    ):
+        return reply  # the usual case, told apart with the cheapest checks
     text = reply.text if isinstance(reply.text, str) else ""
     call = reply.tool_call if isinstance(reply.tool_call, dict) else None
     finish = reply.finish_reason if isinstance(reply.finish_reason, str) else None
@@ -651,11 +768,5 @@ def _call_arguments(tool_call: dict[str, Any]) -> str:
         return "{}"
 
 
-_PATTERN_CACHE: dict[str, re.Pattern[str]] = {}
-
-
-def _search(pattern: str, text: str) -> bool:
-    compiled = _PATTERN_CACHE.get(pattern)
-    if compiled is None:
-        compiled = _PATTERN_CACHE[pattern] = re.compile(pattern)
-    return compiled.search(text[:20_000]) is not None
+# Special prods look for their patterns in this much of a reply.
+_SCAN_LIMIT = 20_000
