@@ -1,8 +1,12 @@
 """obedience: Milgram-style authority-pressure experiments for language models.
 
 The curated public API (see ``obedience._api`` and the README's "Library use"): run,
-resume, annotate, statistics, write_report and probe_model, plus the types they
-take and return. Everything else lives in private modules behind it.
+resume, annotate, statistics, write_report and probe_model; judge panels and human
+labels (annotate_panel, import_human_labels); the reply classifiers (classify,
+evaluate_classifier); imports and exports (import_census, import_inspect,
+census_table, export); the text-safety helpers every command prints through
+(terminal_safe, one_line, scrub_secrets); plus the types they take and return.
+Everything else lives in private modules behind it.
 """
 
 from __future__ import annotations
@@ -14,12 +18,26 @@ from obedience._version import __version__
 if TYPE_CHECKING:
     from obedience._api import (
         AnnotateResult,
+        ClassifyResult,
+        EvaluationResult,
+        HumanLabelsResult,
+        InputError,
+        InspectImportResult,
+        JudgeAgreement,
+        PanelResult,
         ProbeRun,
         RunResult,
         annotate,
+        annotate_panel,
         as_config,
+        census_table,
+        classify,
         errors,
+        evaluate_classifier,
         export,
+        import_census,
+        import_human_labels,
+        import_inspect,
         probe_model,
         probe_model_async,
         resume,
@@ -32,6 +50,7 @@ if TYPE_CHECKING:
         summary,
         write_report,
     )
+    from obedience._text import one_line, scrub_secrets, terminal_safe
     from obedience.analysis._results import (
         BaselineComparisons,
         CellCurve,
@@ -68,6 +87,8 @@ if TYPE_CHECKING:
         SurvivalComparison,
         TestsInfo,
     )
+    from obedience.analysis.classifiers import Classifier, MeasureReport, Verdict
+    from obedience.backends import echo_llama_log
     from obedience.engine import (
         Reply,
         ReplyReceived,
@@ -77,12 +98,17 @@ if TYPE_CHECKING:
         run_with,
         scripted_subject,
     )
+    from obedience.importers import CensusImportError
+    from obedience.importers import ImportResult as CensusImportResult
+    from obedience.importers._inspect import InspectImportError
+    from obedience.judging import JudgeError
     from obedience.protocols import (
         Protocol,
         ProtocolError,
         builtin_protocol_names,
         load_protocol,
     )
+    from obedience.report._inspect import InspectUnavailable
     from obedience.runner import (
         ConfigError,
         RunConfig,
@@ -118,6 +144,33 @@ _LAZY: dict[str, tuple[str, str]] = {
     "statistics": ("obedience._api", "statistics"),
     "summary": ("obedience._api", "summary"),
     "write_report": ("obedience._api", "write_report"),
+    "ClassifyResult": ("obedience._api", "ClassifyResult"),
+    "EvaluationResult": ("obedience._api", "EvaluationResult"),
+    "HumanLabelsResult": ("obedience._api", "HumanLabelsResult"),
+    "InputError": ("obedience._api", "InputError"),
+    "InspectImportResult": ("obedience._api", "InspectImportResult"),
+    "JudgeAgreement": ("obedience._api", "JudgeAgreement"),
+    "PanelResult": ("obedience._api", "PanelResult"),
+    "annotate_panel": ("obedience._api", "annotate_panel"),
+    "census_table": ("obedience._api", "census_table"),
+    "classify": ("obedience._api", "classify"),
+    "evaluate_classifier": ("obedience._api", "evaluate_classifier"),
+    "import_census": ("obedience._api", "import_census"),
+    "import_human_labels": ("obedience._api", "import_human_labels"),
+    "import_inspect": ("obedience._api", "import_inspect"),
+    # obedience._text is a light leaf (no third-party imports): the CLI prints through it.
+    "one_line": ("obedience._text", "one_line"),
+    "scrub_secrets": ("obedience._text", "scrub_secrets"),
+    "terminal_safe": ("obedience._text", "terminal_safe"),
+    "Classifier": ("obedience.analysis.classifiers", "Classifier"),
+    "MeasureReport": ("obedience.analysis.classifiers", "MeasureReport"),
+    "Verdict": ("obedience.analysis.classifiers", "Verdict"),
+    "CensusImportError": ("obedience.importers", "CensusImportError"),
+    "CensusImportResult": ("obedience.importers", "ImportResult"),
+    "InspectImportError": ("obedience.importers._inspect", "InspectImportError"),
+    "InspectUnavailable": ("obedience.report._inspect", "InspectUnavailable"),
+    "JudgeError": ("obedience.judging", "JudgeError"),
+    "echo_llama_log": ("obedience.backends", "echo_llama_log"),
     "Reply": ("obedience.engine", "Reply"),
     "ReplyReceived": ("obedience.engine", "ReplyReceived"),
     "Request": ("obedience.engine", "Request"),
@@ -202,6 +255,10 @@ __all__ = [
     "CellCurve",
     "CellProportion",
     "CellRates",
+    "CensusImportError",
+    "CensusImportResult",
+    "Classifier",
+    "ClassifyResult",
     "Compliance",
     "ConditionCurve",
     "ConfigError",
@@ -211,17 +268,27 @@ __all__ = [
     "ErrorCell",
     "ErrorCounts",
     "Errors",
+    "EvaluationResult",
     "Excluded",
     "FactorEffect",
     "HighestLevelTest",
+    "HumanLabelsResult",
+    "InputError",
+    "InspectImportError",
+    "InspectImportResult",
+    "InspectUnavailable",
+    "JudgeAgreement",
+    "JudgeError",
     "Labels",
     "LevelCompliance",
     "LogRank",
+    "MeasureReport",
     "ModelCurve",
     "ModelLabels",
     "ModelProportion",
     "OverriddenByClassifier",
     "OverriddenRefusals",
+    "PanelResult",
     "PaperComparison",
     "PooledSurvival",
     "ProbeRun",
@@ -245,14 +312,24 @@ __all__ = [
     "SurvivalComparison",
     "TestsInfo",
     "Trial",
+    "Verdict",
     "__version__",
     "annotate",
+    "annotate_panel",
     "as_config",
     "builtin_protocol_names",
+    "census_table",
+    "classify",
+    "echo_llama_log",
     "errors",
+    "evaluate_classifier",
     "export",
+    "import_census",
+    "import_human_labels",
+    "import_inspect",
     "load_config_file",
     "load_protocol",
+    "one_line",
     "probe_model",
     "probe_model_async",
     "read_reply",
@@ -264,8 +341,10 @@ __all__ = [
     "run_with",
     "sampled_obedience",
     "scripted_subject",
+    "scrub_secrets",
     "statistics",
     "summary",
+    "terminal_safe",
     "validate_config",
     "write_report",
 ]

@@ -26,10 +26,13 @@ one would replace a function of that name on the package.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import json
+import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -41,8 +44,10 @@ from obedience.store import DATABASE, RunStore, StoreError
 
 if TYPE_CHECKING:
     from obedience.analysis import Statistics
-    from obedience.analysis.classifiers import Classifier
+    from obedience.analysis.classifiers import Classifier, MeasureReport, Verdict
     from obedience.backends import Backend
+    from obedience.importers import ImportResult
+    from obedience.judging import JudgeSession
     from obedience.probe import ProbeResult
 
 
@@ -53,8 +58,11 @@ def errors() -> tuple[type[Exception], ...]:
     not import the judge and the backends.
     """
     from obedience.backends import BackendError, TransportError
+    from obedience.importers import CensusImportError
+    from obedience.importers._inspect import InspectImportError
     from obedience.judging import JudgeError
     from obedience.report import ExportError
+    from obedience.report._inspect import InspectUnavailable
 
     return (
         ConfigError,
@@ -64,7 +72,18 @@ def errors() -> tuple[type[Exception], ...]:
         TransportError,
         JudgeError,
         ExportError,
+        InputError,
+        CensusImportError,
+        InspectImportError,
+        InspectUnavailable,
     )
+
+
+class InputError(ValueError):
+    """A file given to the API (labels, replies to classify, a labelled set) is unusable.
+
+    The message is one line and names the file (and the line, for a bad line).
+    """
 
 
 ProgressCallback = Callable[[RunProgress], None]
@@ -111,6 +130,91 @@ class AnnotateResult:
     classifier: str
     labelled: int
     positives: dict[str, int] = field(default_factory=dict)
+    judge_calls: int | None = None
+
+
+@dataclass(frozen=True)
+class JudgeAgreement:
+    """Cohen's kappa of two judges on one label, over the replies both labelled."""
+
+    judge_a: str
+    judge_b: str
+    label: str
+    overlap: int
+    agree: int
+    kappa: float
+
+
+@dataclass(frozen=True)
+class PanelResult:
+    """What ``annotate_panel`` stored: each judge's labels, and every pair's agreement.
+
+    ``judges``: one ``AnnotateResult`` per judge, in the order given (``judge_calls``
+    counts the requests sent; cached verdicts cost none). ``agreement``: per pair of
+    judges (in that order) and label, Cohen's kappa on the replies both labelled.
+    """
+
+    judges: list[AnnotateResult]
+    agreement: list[JudgeAgreement] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HumanLabelsResult:
+    """What ``import_human_labels`` stored: labels imported, and the coders they came from."""
+
+    labelled: int
+    coders: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InspectImportResult:
+    """What ``import_inspect`` wrote: the run directory, logs read, trials imported."""
+
+    run_dir: Path
+    logs: int
+    trials: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    """What ``classify`` found: the classifier's name, the items and one verdict each.
+
+    ``items``: the input objects (``text``, optional ``context`` and ``tool_call``,
+    anything else kept); ``verdicts[i]`` labels ``items[i]``; ``judge_calls``: requests a
+    judge sent (None for the offline classifiers). ``rows()`` gives the JSON objects
+    ``obedience classify`` writes.
+    """
+
+    classifier: str
+    items: list[dict[str, Any]]
+    verdicts: list[Verdict]
+    judge_calls: int | None = None
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Each item plus ``labels``, ``reasons`` and ``classifier`` (its own ``labels``
+        renamed ``input_labels``)."""
+        out = []
+        for item, verdict in zip(self.items, self.verdicts, strict=True):
+            row = dict(item)
+            if "labels" in row:
+                row["input_labels"] = row.pop("labels")
+            row.pop("reasons", None)
+            row["labels"] = verdict.labels
+            row["reasons"] = verdict.reasons
+            row["classifier"] = self.classifier
+            out.append(row)
+        return out
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """A classifier's agreement with human labels (``report``: precision, recall, F1 and
+    kappa per label with bootstrap intervals, F1 per fold, the worst misses;
+    ``report.to_dict()`` is what ``obedience classify --evaluate --json`` prints) and the
+    requests a judge sent (None for the offline classifiers)."""
+
+    report: MeasureReport
     judge_calls: int | None = None
 
 
@@ -326,13 +430,16 @@ def annotate(
         else:
             chosen = classifier
             count = annotate_run(store, chosen)
-        positives = Counter(
-            label
-            for a in store.annotations(chosen.name)
-            for label, value in a["labels"].items()
-            if value
-        )
-    return AnnotateResult(chosen.name, count, dict(sorted(positives.items())), calls)
+        positives = _positives(store, chosen.name)
+    return AnnotateResult(chosen.name, count, positives, calls)
+
+
+def _positives(store: RunStore, name: str) -> dict[str, int]:
+    """Per label, the replies classifier ``name`` labelled positive (sorted by label)."""
+    counts = Counter(
+        label for a in store.annotations(name) for label, value in a["labels"].items() if value
+    )
+    return dict(sorted(counts.items()))
 
 
 def _annotate_with_judge(
@@ -359,6 +466,274 @@ def _annotate_with_judge(
     finally:
         session.close()
     return session.judge, session.calls, count
+
+
+def annotate_panel(
+    run_dir: str | Path,
+    judges: Sequence[str],
+    *,
+    base_url: str | None = None,
+    timeout: float = 120.0,
+    concurrency: int | None = None,
+    max_tokens: int = 512,
+    on_judge: Callable[[str, AnnotateResult], None] | None = None,
+) -> PanelResult:
+    """Label every reply with each LLM judge in turn, then measure how far they agree.
+
+    ``judges``: model specs (``openai:MODEL``), each preflighted, run and closed as
+    ``annotate`` does with one (``base_url``, ``timeout``, ``concurrency`` and
+    ``max_tokens`` configure them all). Each judge's labels are stored as its own label
+    set; ``on_judge(spec, result)`` is called as each one finishes (a judge that fails
+    raises, and the judges before it stay stored). The agreement is Cohen's kappa per
+    label for every pair of judges, on the replies both labelled.
+
+    >>> panel = obedience.annotate_panel("runs/demo", ["openai:a", "openai:b"])  # doctest: +SKIP
+    >>> [(k.label, round(k.kappa, 2)) for k in panel.agreement]  # doctest: +SKIP
+    [('refusal-intent', 0.9), ('distress', 0.71), ...]
+    """
+    from obedience.analysis._agreement import pairwise_agreement
+
+    if not judges:
+        raise ConfigError("a judge panel needs at least one judge (openai:MODEL)")
+    results: list[AnnotateResult] = []
+    with RunStore.open(run_dir, write=True) as store:
+        for spec in judges:
+            judge, calls, count = _annotate_with_judge(
+                store, spec, base_url, timeout, concurrency, max_tokens
+            )
+            result = AnnotateResult(judge.name, count, _positives(store, judge.name), calls)
+            results.append(result)
+            if on_judge is not None:
+                on_judge(spec, result)
+        agreement = [
+            JudgeAgreement(a.classifier, b.classifier, label, row["overlap"], row["agree"],
+                           row["kappa"])
+            for i, a in enumerate(results)
+            for b in results[i + 1 :]
+            for label, row in pairwise_agreement(store, a.classifier, b.classifier).items()
+        ]  # fmt: skip
+    return PanelResult(results, agreement)
+
+
+def import_human_labels(run_dir: str | Path, file: str | Path) -> HumanLabelsResult:
+    """Store human labels from a JSON-lines file beside the machine labels (never over them).
+
+    Each line: ``trial_id``, ``seq`` (the reply's event number), ``labels`` (label ->
+    true/false), ``coder``; optionally ``attempt`` (default: the counted one) and
+    ``coded_at`` (ISO 8601). One label set per coder (``human:CODER``); ``statistics``
+    then uses a human label wherever one exists. A bad line, or a label for a reply
+    that is not in the run, raises ``InputError`` and stores nothing.
+
+    >>> obedience.import_human_labels("runs/demo", "ana.jsonl").coders  # doctest: +SKIP
+    ['ana']
+    """
+    from obedience.analysis._agreement import import_human_labels as store_labels
+    from obedience.analysis._agreement import read_human_labels
+
+    path = Path(file)
+    with RunStore.open(run_dir, write=True) as store:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {path}: {exc}") from None
+        try:
+            labels = read_human_labels(text.splitlines(), source=str(path))
+            count = store_labels(store, labels)
+        except ValueError as exc:
+            message = str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}"
+            raise InputError(message) from None
+    return HumanLabelsResult(count, sorted({h.coder for h in labels}))
+
+
+# ------------------------------------------------------------------ classifiers
+
+
+@contextlib.contextmanager
+def _classifier_for(
+    classifier: Classifier | str, base_url: str | None, timeout: float
+) -> Iterator[tuple[Classifier, JudgeSession | None]]:
+    """The classifier ``classifier`` names, with its judge session (preflighted, closed after)."""
+    if not isinstance(classifier, str):
+        yield classifier, None
+        return
+    if classifier in ("rules", "linear"):
+        from obedience.analysis.classifiers import LinearClassifier, default_classifier
+
+        yield (LinearClassifier() if classifier == "linear" else default_classifier()), None
+        return
+    from obedience.backends import BackendOptions
+    from obedience.judging import open_judge
+
+    session = open_judge(classifier, BackendOptions(base_url=base_url, timeout=timeout))
+    try:
+        session.preflight()
+        yield session.judge, session
+    finally:
+        session.close()
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    """The lines of a file (``-``: standard input), as bytes; an ``InputError`` if unreadable."""
+    try:
+        if str(path) == "-":
+            return sys.stdin.buffer.read().splitlines()
+        return path.read_bytes().splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a JSON lines file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _checked_item(record: Any, where: str) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    if not isinstance(record.get("text"), str):
+        raise InputError(f"{where}: needs a string field 'text'")
+    context = record.get("context")
+    if context is not None and not isinstance(context, str):
+        raise InputError(f"{where}: 'context' must be a string or null")
+    tool_call = record.get("tool_call")
+    if tool_call is not None and not isinstance(tool_call, dict):
+        raise InputError(f"{where}: 'tool_call' must be an object or null")
+    return record
+
+
+def _read_items(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file of replies (blank lines skipped), each checked."""
+    records = []
+    for number, raw in enumerate(_read_lines(path), 1):
+        where = f"{path}: line {number}"
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{where}: not valid UTF-8") from None
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+        except RecursionError:
+            raise InputError(f"{where}: invalid JSON (nested too deeply)") from None
+        records.append(_checked_item(record, where))
+    return records
+
+
+def classify(
+    items: str | Path | Iterable[str | Mapping[str, Any]],
+    classifier: Classifier | str = "rules",
+    *,
+    base_url: str | None = None,
+    timeout: float = 120.0,
+) -> ClassifyResult:
+    """Label teacher replies with refusal-intent, distress, frame-break, recognition and coherence.
+
+    ``items``: reply texts, objects with a ``text`` (optional ``context``: the prompt
+    it answered; ``tool_call``: the call it made; other fields kept), or the path of a
+    JSON-lines file of such objects (``"-"``: standard input). ``classifier``:
+    ``"rules"`` (the default), ``"linear"``, a judge's model spec (``openai:MODEL``:
+    preflighted, its prompts sent concurrently, closed after; ``base_url`` and
+    ``timeout`` configure it) or any ``Classifier``. A bad item raises ``InputError``.
+
+    >>> r = obedience.classify(["REFUSE. I will not go on."])  # doctest: +SKIP
+    >>> r.verdicts[0].labels["refusal-intent"], r.classifier  # doctest: +SKIP
+    (True, 'rules-v2')
+    """
+    from obedience.analysis.classifiers import render_tool_call
+
+    with _classifier_for(classifier, base_url, timeout) as (chosen, session):
+        if isinstance(items, str | Path):
+            records = _read_items(Path(items))
+        else:
+            records = [
+                _checked_item({"text": item} if isinstance(item, str) else dict(item), f"item {n}")
+                for n, item in enumerate(items, 1)
+            ]
+        pairs = [
+            (render_tool_call(str(r["text"]), r.get("tool_call")), r.get("context"))
+            for r in records
+        ]
+        if session is not None:
+            session.prefetch(pairs)
+        verdicts = [chosen.classify(text, context) for text, context in pairs]
+    return ClassifyResult(
+        chosen.name, records, verdicts, session.calls if session is not None else None
+    )
+
+
+CENSUS_SET_SOURCE = "the real census replies (Aksu 2026, CC BY 4.0; labels by this project)"
+SYNTHETIC_SET_SOURCE = "the hand-written 684-item set"
+
+
+def _labelled_set(labelled: str | Path | None, synthetic: bool) -> tuple[str, list[Any]]:
+    from obedience.analysis.classifiers import CENSUS_SET_NAME, parse_examples, read_eval_text
+
+    source = SYNTHETIC_SET_SOURCE if synthetic else CENSUS_SET_SOURCE
+    try:
+        if labelled is None:
+            text = read_eval_text() if synthetic else read_eval_text(CENSUS_SET_NAME)
+            examples = parse_examples(text.splitlines())
+        else:
+            source = str(labelled)
+            raw_lines = _read_lines(Path(labelled))
+            examples = parse_examples(b.decode("utf-8-sig") for b in raw_lines)
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError(
+            "the labelled evaluation set is missing from this installation of obedience"
+        ) from None
+    except UnicodeDecodeError:
+        raise InputError(f"{source}: not valid UTF-8") from None
+    except ValueError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    if not examples:
+        raise InputError(f"{source}: no labelled examples")
+    return source, examples
+
+
+def evaluate_classifier(
+    labelled: str | Path | None = None,
+    classifier: Classifier | str = "rules",
+    *,
+    synthetic: bool = False,
+    base_url: str | None = None,
+    timeout: float = 120.0,
+) -> EvaluationResult:
+    """Score a classifier against human labels: per label precision, recall, F1 and kappa.
+
+    ``labelled``: a JSON-lines file of labelled replies (``id``, ``text``, ``labels``;
+    ``"-"``: standard input); None for the packaged real census replies, or with
+    ``synthetic`` the hand-written 684-item set. ``classifier`` as for ``classify``
+    (a judge spec is preflighted and closed after). A trained model is never scored on
+    replies it was fitted on: it is cross-fitted over the folds instead.
+
+    >>> e = obedience.evaluate_classifier(classifier="linear")  # doctest: +SKIP
+    >>> [(r.label, round(r.scores.f1, 3)) for r in e.report.labels]  # doctest: +SKIP
+    [('refusal-intent', 0.95), ('distress', 0.8)]
+    """
+    from obedience.analysis.classifiers import LinearClassifier, measure
+    from obedience.analysis.classifiers._linear import cross_fit
+
+    if synthetic and labelled is not None:
+        raise ConfigError("give either a labelled file or synthetic=True, not both")
+    with _classifier_for(classifier, base_url, timeout) as (chosen, session):
+        source, examples = _labelled_set(labelled, synthetic)
+        if session is not None:
+            session.prefetch([(ex.text, ex.context) for ex in examples])
+        refit = None
+        severity = None
+        if isinstance(chosen, LinearClassifier):
+            severity = chosen.severity
+            # A trained model is never scored on replies it was fitted on.
+            if any(chosen.seen(ex.text) for ex in examples):
+                refit = cross_fit
+        report = measure(chosen, examples, source=source, cross_fit=refit, severity=severity)
+    return EvaluationResult(report, session.calls if session is not None else None)
 
 
 # ------------------------------------------------------------------ statistics and report
@@ -391,6 +766,30 @@ def summary(run_dir: str | Path) -> list[dict[str, Any]]:
         return attach_paper_metrics(summary_records(build_tables(store).trials), store)
 
 
+def census_table(run_dir: str | Path) -> str:
+    """An imported census's per-model table, recomputed from the events, as CSV.
+
+    The columns and spelling of the census's own ``results/census.csv`` (what
+    ``obedience stats --census-table`` prints). A ``StoreError`` if the run holds no
+    finished trials or is not an imported census.
+
+    >>> print(obedience.census_table("runs/census"))  # doctest: +SKIP
+    model,family,...
+    """
+    from obedience.analysis._census import census_csv
+    from obedience.analysis._census import census_table as census_rows
+
+    with RunStore.open(run_dir) as store:
+        if not store.trials(status="done"):
+            raise StoreError(f"{run_dir} holds no finished trials")
+        rows = census_rows(store)
+    if not rows:
+        raise StoreError(
+            f"{run_dir} is not an imported census (its trials carry no census attributes)"
+        )
+    return census_csv(rows)
+
+
 def _report_to(
     run_dir: Path, out: str | Path | None = None, figures_dir: str | Path | None = None
 ) -> Path:
@@ -414,11 +813,67 @@ def write_report(
 
 
 def export(run_dir: str | Path, fmt: str = "csv", out: str | Path | None = None) -> list[Path]:
-    """Write the tidy tables (csv, parquet or jsonl) for pandas and R; the paths written."""
+    """Write the tidy tables (csv, parquet or jsonl) for pandas and R; the paths written.
+
+    ``fmt="inspect"`` writes one Inspect AI ``.eval`` log per model x condition instead
+    (default ``RUN_DIR/inspect``; needs ``obedience[inspect]``, else ``InspectUnavailable``),
+    which ``import_inspect`` reads back event for event.
+
+    >>> obedience.export("runs/demo", "jsonl")  # doctest: +SKIP
+    [PosixPath('runs/demo/export/trials.jsonl'), ...]
+    """
+    if fmt.lower() == "inspect":
+        from obedience.report._inspect import export_inspect
+
+        return export_inspect(run_dir, out)
     from obedience.report import export_tables
 
     RunStore.open(run_dir).close()
     return export_tables(Path(run_dir), fmt.lower(), Path(out) if out is not None else None)
+
+
+# ------------------------------------------------------------------ imports
+
+
+def import_census(path: str | Path, out: str | Path) -> ImportResult:
+    """The 42-model census (Aksu 2026, hidayetaksu/llm-milgram; data CC BY 4.0) as a run.
+
+    ``path``: a census checkout or its unpacked data archive; ``out``: the run directory
+    to create (it must not exist or be empty). Read and checked whole, then written all
+    or nothing; a bad file raises ``CensusImportError`` naming it.
+
+    >>> obedience.import_census("llm-milgram", "runs/census").sessions  # doctest: +SKIP
+    """
+    from obedience.importers import import_census as read_census
+
+    return read_census(path, out)
+
+
+def import_inspect(logs: str | Path | Iterable[str | Path], out: str | Path) -> InspectImportResult:
+    """Inspect AI logs of a shock-panel task as a new run directory ``out`` (all or nothing).
+
+    ``logs``: ``.eval`` files, or directories of them. Logs written by
+    ``export(fmt="inspect")`` come back event for event; any other shock-panel log is
+    read from its messages. A missing or unreadable log raises ``InspectImportError``.
+
+    >>> obedience.import_inspect("runs/demo/inspect", "runs/back").trials  # doctest: +SKIP
+    """
+    from obedience.importers._inspect import InspectImportError
+    from obedience.importers._inspect import import_inspect as read_logs
+
+    given = [logs] if isinstance(logs, str | Path) else list(logs)
+    paths: list[Path] = []
+    for p in map(Path, given):
+        if p.is_dir():
+            paths.extend(sorted(p.glob("*.eval")))
+        elif p.is_file():
+            paths.append(p)
+        else:
+            raise InspectImportError(f"{p}: no such file or directory")
+    if not paths:
+        raise InspectImportError("no .eval logs given")
+    done = read_logs(paths, out)
+    return InspectImportResult(Path(out), done["logs"], done["trials"], done["seconds"])
 
 
 # ------------------------------------------------------------------ probe

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
+import obedience
 from obedience.cli._app import app, console, err_console, escape_markup, fail
-from obedience.store import RunStore, StoreError
 
-
-def _open(run_dir: Path) -> RunStore:
-    try:
-        return RunStore.open(run_dir, write=True)
-    except StoreError as exc:
-        fail(str(exc))
+if TYPE_CHECKING:
+    from obedience import AnnotateResult, PanelResult
 
 
 @app.command()
@@ -46,110 +42,67 @@ def annotate(
 
     Every labelling is kept as a new version; nothing is overwritten.
     """
-    store = _open(run_dir)
     try:
         if human is not None:
-            _import_human(store, human)
+            _import_human(run_dir, human)
             return
         if not judge:
-            _annotate_machine(store, classifier_name)
+            _annotate_machine(run_dir, classifier_name)
             return
-        names = [_annotate_judge(store, spec, base_url, timeout, concurrency, max_tokens)
-                 for spec in judge]  # fmt: skip
-        if len(names) > 1:
-            _print_panel(store, names)
-    except StoreError as exc:
-        fail(str(exc))
-    finally:
-        store.close()
-
-
-def _annotate_machine(store: RunStore, name: str) -> None:
-    from obedience.analysis import annotate_run
-    from obedience.analysis.classifiers import LinearClassifier, RuleClassifier
-
-    if name not in ("linear", "rules"):
-        fail(f"--classifier must be 'linear' or 'rules', not {name!r}")
-    classifier = LinearClassifier() if name == "linear" else RuleClassifier()
-    count = annotate_run(store, classifier)
-    _print_counts(store, classifier.name, count)
-
-
-def _annotate_judge(
-    store: RunStore, spec: str, base_url: str | None, timeout: float, concurrency: int,
-    max_tokens: int,
-) -> str:  # fmt: skip
-    from obedience.analysis import annotate_run
-    from obedience.backends import BackendOptions
-    from obedience.judging import JudgeError, open_judge
-
-    try:
-        session = open_judge(
-            spec,
-            BackendOptions(base_url=base_url, timeout=timeout),
+        panel = obedience.annotate_panel(
+            run_dir,
+            judge,
+            base_url=base_url,
+            timeout=timeout,
             concurrency=concurrency,
             max_tokens=max_tokens,
+            on_judge=_print_judge,
         )
-    except JudgeError as exc:
+        if len(judge) > 1:
+            _print_panel(panel)
+    except obedience.ERRORS as exc:
         fail(str(exc))
-    try:
-        session.preflight()
-        count = annotate_run(store, session.judge, prepare=session.prefetch)
-    except JudgeError as exc:
-        fail(str(exc))
-    finally:
-        session.close()
-    err_console.print(f"{spec}: judge calls {session.calls}", highlight=False)
-    _print_counts(store, session.judge.name, count)
-    return session.judge.name
 
 
-def _print_counts(store: RunStore, name: str, count: int) -> None:
-    labels = Counter(
-        label for a in store.annotations(name) for label, value in a["labels"].items() if value
-    )
-    console.print(f"labelled {count} replies with {escape_markup(name)}")
-    if count:
+def _annotate_machine(run_dir: Path, name: str) -> None:
+    if name not in ("linear", "rules"):
+        obedience.RunStore.open(run_dir).close()  # a directory that is no run is said first
+        fail(f"--classifier must be 'linear' or 'rules', not {name!r}")
+    _print_counts(obedience.annotate(run_dir, name))
+
+
+def _print_judge(spec: str, result: AnnotateResult) -> None:
+    err_console.print(f"{spec}: judge calls {result.judge_calls}", highlight=False)
+    _print_counts(result)
+
+
+def _print_counts(result: AnnotateResult) -> None:
+    console.print(f"labelled {result.labelled} replies with {escape_markup(result.classifier)}")
+    if result.labelled:
         t = Table(title="Positive labels", title_justify="left")
         t.add_column("label")
         t.add_column("replies", justify="right")
-        for label, n in sorted(labels.items()):
+        for label, n in sorted(result.positives.items()):
             t.add_row(escape_markup(label), str(n))
         console.print(t)
 
 
-def _print_panel(store: RunStore, names: list[str]) -> None:
-    from obedience.analysis._agreement import pairwise_agreement
-
+def _print_panel(panel: PanelResult) -> None:
     t = Table(title="Inter-judge agreement (Cohen's κ)", title_justify="left")
     for col in ("judge A", "judge B", "label", "replies", "agree", "κ"):
         t.add_column(col, justify="right" if col in ("replies", "agree", "κ") else "left")
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            for label, row in pairwise_agreement(store, a, b).items():
-                t.add_row(
-                    escape_markup(a), escape_markup(b), label, str(row["overlap"]),
-                    str(row["agree"]), f"{row['kappa']:.3f}",
-                )  # fmt: skip
+    for k in panel.agreement:
+        t.add_row(
+            escape_markup(k.judge_a), escape_markup(k.judge_b), k.label, str(k.overlap),
+            str(k.agree), f"{k.kappa:.3f}",
+        )  # fmt: skip
     console.print(t)
 
 
-def _import_human(store: RunStore, path: Path) -> None:
-    from obedience.analysis._agreement import import_human_labels, read_human_labels
-
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        fail(f"{path}: no such file")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read {path}: {exc}")
-    try:
-        labels = read_human_labels(text.splitlines(), source=str(path))
-        count = import_human_labels(store, labels)
-    except ValueError as exc:
-        fail(f"{path}: {exc}" if not str(exc).startswith(str(path)) else str(exc))
-    coders = sorted({h.coder for h in labels})
+def _import_human(run_dir: Path, path: Path) -> None:
+    result = obedience.import_human_labels(run_dir, path)
     console.print(
-        f"imported {count} human labels from {escape_markup(', '.join(coders) or 'nobody')}; "
+        f"imported {result.labelled} human labels from "
+        f"{escape_markup(', '.join(result.coders) or 'nobody')}; "
         "stats now uses them where they exist"
     )

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.segment import Segment
 
-from obedience._text import one_line, scrub_secrets, terminal_safe
+from obedience import one_line, scrub_secrets, terminal_safe
 
 app = typer.Typer(
     name="obedience",

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+import obedience
 from obedience.cli._app import app, console, err_console, fail
+
+if TYPE_CHECKING:
+    from obedience import MeasureReport
 
 
 @app.command("classify")
@@ -61,92 +64,40 @@ def classify(
         fail("give either a labelled file or --synthetic, not both")
     if as_json and not evaluate:
         fail("--json goes with --evaluate; classify output is always JSON lines")
-    if judge is not None:
-        _with_judge(judge, base_url, timeout, input_path, output, evaluate, synthetic, as_json)
-        return
-    classifier = _make_classifier(classifier_name)
-    if evaluate:
-        _evaluate(classifier, input_path, as_json, synthetic=synthetic)
-        return
-    if input_path is None:
-        fail("give an input file of JSON lines (or '-' for stdin), or use --evaluate")
-    _label_file(classifier, input_path, output)
-
-
-def _make_classifier(name: str) -> Any:
-    from obedience.analysis.classifiers import LinearClassifier, RuleClassifier
-
-    if name == "rules":
-        return RuleClassifier()
-    if name == "linear":
-        return LinearClassifier()
-    fail(f"--classifier must be 'linear' or 'rules', not {name!r}")
-
-
-def _with_judge(
-    spec: str,
-    base_url: str | None,
-    timeout: float,
-    input_path: Path | None,
-    output: Path | None,
-    evaluate: bool,
-    synthetic: bool,
-    as_json: bool,
-) -> None:
-    from obedience.backends import BackendOptions
-    from obedience.judging import JudgeError, open_judge
-
+    if judge is None and classifier_name not in ("rules", "linear"):
+        fail(f"--classifier must be 'linear' or 'rules', not {classifier_name!r}")
+    chosen = judge if judge is not None else classifier_name
     try:
-        session = open_judge(spec, BackendOptions(base_url=base_url, timeout=timeout))
-    except JudgeError as exc:
-        fail(str(exc))
-    try:
-        session.preflight()
         if evaluate:
-            _evaluate(
-                session.judge, input_path, as_json, synthetic=synthetic, prefetch=session.prefetch
-            )
+            _evaluate(chosen, input_path, as_json, synthetic, base_url, timeout)
+        elif input_path is None:
+            fail("give an input file of JSON lines (or '-' for stdin), or use --evaluate")
         else:
-            if input_path is None:
-                fail("give an input file of JSON lines (or '-' for stdin), or use --evaluate")
-            _label_file(session.judge, input_path, output, prefetch=session.prefetch)
-    except JudgeError as exc:
+            _label_file(chosen, input_path, output, base_url, timeout)
+    except obedience.ERRORS as exc:
         fail(str(exc))
-    finally:
-        session.close()
-    err_console.print(f"judge calls: {session.calls}", highlight=False)
+
+
+def _judge_calls(calls: int | None) -> None:
+    if calls is not None:
+        err_console.print(f"judge calls: {calls}", highlight=False)
 
 
 def _label_file(
-    classifier: Any,
-    input_path: Path,
-    output: Path | None,
-    prefetch: Callable[[list[tuple[str, str | None]]], None] | None = None,
+    classifier: str, input_path: Path, output: Path | None, base_url: str | None, timeout: float
 ) -> None:
-    records = _read_records(input_path)
-    pairs = [(_reply_text(r), r.get("context")) for r in records]
-    if prefetch is not None:
-        prefetch(pairs)
-    lines = []
-    for record, (text, context) in zip(records, pairs, strict=True):
-        verdict = classifier.classify(text, context)
-        out = dict(record)
-        if "labels" in out:
-            out["input_labels"] = out.pop("labels")
-        out.pop("reasons", None)
-        out["labels"] = verdict.labels
-        out["reasons"] = verdict.reasons
-        out["classifier"] = classifier.name
-        # ASCII JSON: controls, bidi overrides and lone surrogates stay escapes (terminal-safe).
-        lines.append(json.dumps(out, ensure_ascii=True))
+    result = obedience.classify(input_path, classifier, base_url=base_url, timeout=timeout)
+    # ASCII JSON: controls, bidi overrides and lone surrogates stay escapes (terminal-safe).
+    lines = [json.dumps(row, ensure_ascii=True) for row in result.rows()]
     if output is None:
         _write(sys.stdout, lines)
-        return
-    try:
-        with output.open("w", encoding="utf-8") as fh:
-            _write(fh, lines)
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}")
+    else:
+        try:
+            with output.open("w", encoding="utf-8") as fh:
+                _write(fh, lines)
+        except OSError as exc:
+            fail(f"cannot write {output}: {exc.strerror or exc}")
+    _judge_calls(result.judge_calls)
 
 
 def _write(fh: TextIO, lines: list[str]) -> None:
@@ -155,118 +106,29 @@ def _write(fh: TextIO, lines: list[str]) -> None:
     fh.flush()
 
 
-def _read_lines(path: Path) -> list[bytes]:
-    try:
-        if str(path) == "-":
-            return sys.stdin.buffer.read().splitlines()
-        return path.read_bytes().splitlines()
-    except FileNotFoundError:
-        fail(f"{path}: no such file")
-    except IsADirectoryError:
-        fail(f"{path}: is a directory, not a JSON lines file")
-    except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror or exc}")
-
-
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    records = []
-    for number, raw in enumerate(_read_lines(path), 1):
-        try:
-            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            fail(f"{path}: line {number}: not valid UTF-8")
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            fail(f"{path}: line {number}: invalid JSON ({exc.msg} at column {exc.colno})")
-        except RecursionError:
-            fail(f"{path}: line {number}: invalid JSON (nested too deeply)")
-        if not isinstance(record, dict):
-            fail(f"{path}: line {number}: expected a JSON object, got {type(record).__name__}")
-        if not isinstance(record.get("text"), str):
-            fail(f"{path}: line {number}: needs a string field 'text'")
-        context = record.get("context")
-        if context is not None and not isinstance(context, str):
-            fail(f"{path}: line {number}: 'context' must be a string or null")
-        tool_call = record.get("tool_call")
-        if tool_call is not None and not isinstance(tool_call, dict):
-            fail(f"{path}: line {number}: 'tool_call' must be an object or null")
-        records.append(record)
-    return records
-
-
-def _reply_text(record: dict[str, Any]) -> str:
-    from obedience.analysis.classifiers import render_tool_call
-
-    return render_tool_call(str(record["text"]), record.get("tool_call"))
-
-
-def _load_labelled(input_path: Path | None, synthetic: bool) -> tuple[str, list[Any]]:
-    from obedience.analysis.classifiers import (
-        CENSUS_SET_NAME,
-        parse_examples,
-        read_eval_text,
-    )
-
-    source = (
-        "the hand-written 684-item set"
-        if synthetic
-        else "the real census replies (Aksu 2026, CC BY 4.0; labels by this project)"
-    )
-    try:
-        if input_path is None:
-            text = read_eval_text() if synthetic else read_eval_text(CENSUS_SET_NAME)
-            examples = parse_examples(text.splitlines())
-        else:
-            source = str(input_path)
-            raw_lines = _read_lines(input_path)
-            examples = parse_examples(b.decode("utf-8-sig") for b in raw_lines)
-    except FileNotFoundError:
-        fail("the labelled evaluation set is missing from this installation of obedience")
-    except UnicodeDecodeError:
-        fail(f"{source}: not valid UTF-8")
-    except ValueError as exc:
-        fail(f"{source}: {exc}")
-    if not examples:
-        fail(f"{source}: no labelled examples")
-    return source, examples
-
-
 def _evaluate(
-    classifier: Any,
+    classifier: str,
     input_path: Path | None,
     as_json: bool,
-    *,
-    synthetic: bool = False,
-    prefetch: Callable[[list[tuple[str, str | None]]], None] | None = None,
+    synthetic: bool,
+    base_url: str | None,
+    timeout: float,
 ) -> None:
-    from obedience.analysis.classifiers import LinearClassifier, measure
-    from obedience.analysis.classifiers._linear import cross_fit
-
-    source, examples = _load_labelled(input_path, synthetic)
-    if prefetch is not None:
-        prefetch([(ex.text, ex.context) for ex in examples])
-    refit = None
-    severity = None
-    if isinstance(classifier, LinearClassifier):
-        severity = classifier.severity
-        # A trained model is never scored on replies it was fitted on.
-        if any(classifier.seen(ex.text) for ex in examples):
-            refit = cross_fit
-    report = measure(classifier, examples, source=source, cross_fit=refit, severity=severity)
+    result = obedience.evaluate_classifier(
+        input_path, classifier, synthetic=synthetic, base_url=base_url, timeout=timeout
+    )
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-        return
-    _print_report(report)
+        print(json.dumps(result.report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_report(result.report)
+    _judge_calls(result.judge_calls)
 
 
 def _interval(values: tuple[float, float]) -> str:
     return f"[{values[0]:.2f}, {values[1]:.2f}]"
 
 
-def _print_report(report: Any) -> None:
+def _print_report(report: MeasureReport) -> None:
     console.print(
         f"{escape(report.classifier)} on {escape(report.source)}\n"
         f"protocol: {escape(report.protocol)}; intervals: 95% bootstrap (1000 resamples)",
