@@ -338,6 +338,46 @@ async def run_async(
 run = _blocking(run_async)
 
 
+async def plan_async(
+    config: RunConfig | Mapping[str, Any],
+    out: str | Path,
+    *,
+    backends: dict[str, Backend] | None = None,
+) -> Path:
+    """Create the run directory ``out`` with its manifest and every planned trial, and run
+    none of them: ``resume(out)`` runs them later (on this machine or another).
+
+    Preflights like ``run``, so a plan that ``resume`` could not run is refused here.
+
+    >>> obedience.plan(cfg, "runs/planned"); obedience.resume("runs/planned")  # doctest: +SKIP
+    """
+    from obedience.runner import build_manifest, plan_rows, preflight
+
+    cfg = as_config(config)
+    run_dir = Path(out)
+    if (run_dir / DATABASE).exists():
+        raise StoreError(
+            f"{run_dir} already holds a run; continue it with --resume (obedience.resume)"
+        )
+    protocol = load_protocol(cfg.protocol)
+    conditions_for(protocol, cfg)
+    owned = backends is None
+    live = make_backends(cfg) if backends is None else backends
+    try:
+        meta = await preflight(live, protocol, cfg)
+    finally:
+        if owned:
+            for backend in live.values():
+                await backend.aclose()
+    with RunStore.create(run_dir) as store:
+        store.write_manifest(build_manifest(protocol, cfg, meta))
+        store.plan_trials(plan_rows(protocol, cfg))
+    return run_dir
+
+
+plan = _blocking(plan_async)
+
+
 def _resumable(
     run_dir: Path, overrides: Mapping[str, Any] | None = None
 ) -> tuple[RunConfig, Protocol]:

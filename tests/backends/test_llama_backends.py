@@ -92,7 +92,7 @@ def llama_server() -> Iterator[tuple[str, str]]:
     port = free_port()
     args = ["--model", model, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", *args],
+        [sys.executable, "-m", "tests.helpers.llama_server", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=cli_env(),

@@ -54,13 +54,14 @@ def _reference_logprob(llm: Any, prompt_tokens: list[int], cont_tokens: list[int
 
 
 def test_p_comply_matches_an_independent_llama_computation(backend: LlamaCppBackend) -> None:
-    from llama_cpp import Llama
+    from obedience.backends._llama_runtime import new_llama
 
     spec = load_protocol("pihlakas2026").condition(CONDITION)
     point = compliant_trajectory(spec, CONDITION, 1)[1]  # one earlier press: P(comply) ~ 0.96
     m = asyncio.run(measure(backend, point.messages, spelling(spec.channel)))
 
-    ref = Llama(str(embedded_model_path()), n_ctx=512, logits_all=True, n_threads=2, verbose=False)
+    # The faithful opening is about 900 tokens long: room for it and the continuation.
+    ref = new_llama(embedded_model_path(), n_ctx=2048, logits_all=True, n_threads=2, verbose=False)
     try:
         prompt = format_gemma(point.messages)
         prompt_tokens = ref.tokenize(prompt.encode(), add_bos=True, special=True)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from obedience.backends import LlamaCppBackend, OpenAIBackend, embedded_model_path, make_backend
+from obedience.backends._llama_runtime import cpu_has_amx
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +30,8 @@ def server() -> Iterator[tuple[str, str]]:
     path = str(embedded_model_path())
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", path, "--chat_format", "gemma",
-         "--logits_all", "true", "--n_ctx", "1024", "--n_threads", "2",
+        [sys.executable, "-m", "tests.helpers.llama_server", "--model", path, "--chat_format", "gemma",
+         "--logits_all", "true", "--n_ctx", "4096", "--n_threads", "2",
          "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -84,8 +85,12 @@ def test_chat_logprobs_agree_with_the_in_process_model(server: tuple[str, str]) 
     assert r_comply.exact and r_comply.tokens == ["PRESSED"]
     # REFUSE is REF + USE: only the first token is visible, flagged as a bound.
     assert not r_refuse.exact and r_refuse.tokens == ["REF"]
-    assert r_refuse.logprob >= l_refuse.logprob - 0.25
+    assert r_refuse.logprob >= l_refuse.logprob - 0.5
     # The server evaluates the prompt in one batch, the probe one token per decode; the
     # CPU kernels round differently for the two batch shapes (see backends/_logprobs.py).
-    assert r_comply.logprob == pytest.approx(l_comply.logprob, abs=0.25)
-    assert r_refuse.logprob == pytest.approx(l_refuse.token_logprobs[0], abs=0.25)
+    # On AMX CPUs both load without weight repacking (the AMX kernel crashes), whose plain
+    # Q4 kernels differ by up to ~0.4 nats on these improbable tokens (p ~ 0.002); 0.5
+    # still tells a right score from a wrong token or prompt (several nats away).
+    tolerance = 0.5 if cpu_has_amx() else 0.25
+    assert r_comply.logprob == pytest.approx(l_comply.logprob, abs=tolerance)
+    assert r_refuse.logprob == pytest.approx(l_refuse.token_logprobs[0], abs=tolerance)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
@@ -12,10 +11,9 @@ from tests.helpers.fake_openai import FakeOpenAI
 from tests.reliability.support import scripted_run
 from typer.testing import CliRunner
 
-from obedience.backends import OpenAIBackend
+import obedience
 from obedience.cli import app
-from obedience.protocols import load_protocol
-from obedience.runner import RunConfig, build_manifest, plan_rows, preflight
+from obedience.runner import RunConfig
 from obedience.store import RunStore, StoreError
 
 runner = CliRunner()
@@ -48,17 +46,7 @@ def _planned_run(run_dir: Path, base_url: str, trials: int) -> None:
         base_url=base_url,
         concurrency=2,
     )
-    protocol = load_protocol(config.protocol)
-    backend = OpenAIBackend("fake-model", base_url=base_url)
-
-    async def go() -> None:
-        meta = await preflight({"openai:fake-model": backend}, protocol, config)
-        await backend.aclose()
-        with RunStore.create(run_dir) as store:
-            store.write_manifest(build_manifest(protocol, config, meta))
-            store.plan_trials(plan_rows(protocol, config))
-
-    asyncio.run(go())
+    obedience.plan(config, run_dir)
 
 
 def test_two_resumes_at_once_run_each_trial_once(tmp_path: Path) -> None:

@@ -152,3 +152,26 @@ def new_llama(path: Path, **kwargs: Any) -> Any:
             return llama_cpp.Llama(str(path), **kwargs)
         finally:
             module.llama_model_default_params = defaults
+
+
+def avoid_amx_kernel_in_this_process() -> bool:
+    """Turn llama.cpp's extra buffer types off for every model this process loads.
+
+    For a process that hands model loading to llama-cpp-python itself (its OpenAI server,
+    for example) on a CPU with AMX, where the AMX kernel crashes (see the module
+    docstring). Returns whether anything was changed.
+    """
+    if not cpu_has_amx():
+        return False
+    import llama_cpp.llama as llama_module
+
+    module: Any = llama_module.llama_cpp  # type: ignore[attr-defined]
+    defaults = module.llama_model_default_params
+
+    def without_extra_buffers() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    module.llama_model_default_params = without_extra_buffers
+    return True
