@@ -30,7 +30,8 @@ def server() -> Iterator[tuple[str, str]]:
     path = str(embedded_model_path())
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.helpers.llama_server", "--model", path, "--chat_format", "gemma",
+        [sys.executable, "-m", "tests.helpers.llama_server", "--model", path,
+         "--chat_format", "gemma",
          "--logits_all", "true", "--n_ctx", "4096", "--n_threads", "2",
          "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

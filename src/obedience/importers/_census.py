@@ -799,10 +799,14 @@ def import_census(path: str | Path, run_dir: str | Path) -> ImportResult:
             for s, row in pairs:
                 for old in s.raw.superseded if s.raw else []:
                     attempt = store.start_trial(row.trial_id)
+                    # A freshly planned trial: start_trial returns None only for a finished one.
+                    assert attempt is not None
                     events = session_events(s, _superseded_turns(old), old, finished=False)
                     n_events += _append(store, row.trial_id, attempt, events, None)
                     superseded += 1
                 attempt = store.start_trial(row.trial_id)
+                # A freshly planned trial: start_trial returns None only for a finished one.
+                assert attempt is not None
                 events = session_events(s, s.turns, s.raw.records if s.raw else [], finished=True)
                 finish = (END_REASON[s.outcome], s.max_voltage // VOLTS_PER_LEVEL)
                 n_events += _append(store, row.trial_id, attempt, events, finish)

@@ -222,6 +222,8 @@ def import_inspect(paths: list[Path], run_dir: str | Path) -> dict[str, Any]:
             store.plan_trials(r for r, _, _ in trials)
             for row, events, attrs in trials:
                 attempt = store.start_trial(row.trial_id)
+                # A freshly planned trial: start_trial returns None only for a finished one.
+                assert attempt is not None
                 end = next((p for p, _ in reversed(events) if p["kind"] == "trial-ended"), None)
                 finish = (str(end["reason"]), int(end["highest_level"])) if end else None
                 store.append(
