@@ -56,6 +56,24 @@ def test_pooled_fit_has_a_fixed_effect_per_model() -> None:
     assert "association, not causation" in result.to_dict()["caveat"]
 
 
+def test_pooled_fit_leaves_out_a_model_that_never_broke_off() -> None:
+    # Model "c" never breaks off: its fixed effect is infinite. Left in, the fit does not
+    # converge (as on the imported census); left out, the pooled odds ratio is a's and b's.
+    never = pd.DataFrame(
+        [
+            r
+            for level in (1, 2, 3)
+            for r in _rows("c", level, 1, 0, 40) + _rows("c", level, 0, 0, 80)
+        ]
+    )
+    frame = pd.concat([_frame("a"), _frame("b"), never], ignore_index=True)
+    result = hazard_from_risk_set(frame)
+    assert result.pooled is not None and result.pooled.odds_ratio == pytest.approx(5.0, rel=1e-4)
+    assert result.pooled.decisions == 720 and "1 model(s) without a break-off" in result.pooled.note
+    (c,) = [f for f in result.per_model if f.model == "c"]
+    assert c.odds_ratio is None and "no break-offs" in c.note
+
+
 def test_unestimable_fits_say_why_instead_of_failing() -> None:
     no_events = _frame().assign(event=0)
     assert "no break-offs" in fit_hazard(no_events, "m").note

@@ -22,6 +22,7 @@ without it the result says so and nothing else changes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -218,6 +219,18 @@ def hazard_from_risk_set(frame: pd.DataFrame) -> HazardResult:
     per_model = [
         fit_hazard(group, str(model)) for model, group in frame.groupby("model", sort=True)
     ]
+    # A model that never broke off (or always did) has its fixed effect at infinity: it
+    # carries no information on distress within models and stops the fit converging.
+    events = frame.groupby("model")["event"].agg(["sum", "size"])
+    informative = events[(events["sum"] > 0) & (events["sum"] < events["size"])].index
+    pooled = fit_hazard(frame[frame["model"].isin(informative)], "pooled", pooled=True)
+    left_out = len(events) - len(informative)
+    if left_out and pooled.odds_ratio is not None:
+        pooled = dataclasses.replace(
+            pooled,
+            note=f"{left_out} model(s) without a break-off (or always breaking off) left "
+            "out: their fixed effect is infinite and they carry no information",
+        )
     return HazardResult(
-        available=True, per_model=per_model, pooled=fit_hazard(frame, "pooled", pooled=True)
+        available=True, per_model=per_model, pooled=pooled
     )
