@@ -107,3 +107,19 @@ def test_the_chat_model_follows_its_own_chat_template() -> None:
         import asyncio
 
         asyncio.run(backend.aclose())
+
+
+def test_a_run_without_an_in_process_model_gets_no_llama_log(tmp_path: Path) -> None:
+    """Lines held from a model this process loaded elsewhere stay out of other runs."""
+    import obedience
+    from obedience.backends._llama_runtime import LLAMA_LOG
+
+    LLAMA_LOG.write("llama_model_loader: held from an unrelated load\n")
+    try:
+        config = obedience.RunConfig(
+            models=["scripted:obedient"], conditions=["PC-NS-NF"], trials=1
+        )
+        run = obedience.run(config, tmp_path / "run", label=False, report=False).run_dir
+        assert not (run / "llama.log").exists()
+    finally:
+        LLAMA_LOG._pending.clear()

@@ -231,6 +231,4 @@ def hazard_from_risk_set(frame: pd.DataFrame) -> HazardResult:
             note=f"{left_out} model(s) without a break-off (or always breaking off) left "
             "out: their fixed effect is infinite and they carry no information",
         )
-    return HazardResult(
-        available=True, per_model=per_model, pooled=pooled
-    )
+    return HazardResult(available=True, per_model=per_model, pooled=pooled)

@@ -201,7 +201,12 @@ class Runner:
         self._fatal: BaseException | None = None
 
     async def run(self) -> None:
-        # llama.cpp's log lines (held since the models were loaded) go to RUN_DIR/llama.log.
+        # llama.cpp's log lines (held since the models were loaded) go to RUN_DIR/llama.log,
+        # in a run with an in-process model only: a run of remote or scripted models gets
+        # no llama.log, even when this process loaded a model for something else.
+        if not any(b.capabilities.in_process for b in self.backends.values()):
+            await self._run()
+            return
         attach_llama_log(self.store.run_dir)
         try:
             await self._run()
