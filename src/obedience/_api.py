@@ -300,6 +300,21 @@ def _finish(run_dir: Path, label: bool, report: bool) -> RunResult:
     return RunResult(run_dir, labelled, report=path, classifier=name)
 
 
+def _new_run(
+    config: RunConfig | Mapping[str, Any], out: str | Path
+) -> tuple[RunConfig, Path, Protocol]:
+    """The checked config, directory and protocol of a run about to be created in ``out``."""
+    cfg = as_config(config)
+    run_dir = Path(out)
+    if (run_dir / DATABASE).exists():
+        raise StoreError(
+            f"{run_dir} already holds a run; continue it with --resume (obedience.resume)"
+        )
+    protocol = load_protocol(cfg.protocol)
+    conditions_for(protocol, cfg)
+    return cfg, run_dir, protocol
+
+
 async def run_async(
     config: RunConfig | Mapping[str, Any],
     out: str | Path,
@@ -323,14 +338,7 @@ async def run_async(
     >>> cfg = RunConfig(models=["scripted:obedient"], conditions=["PC-NS-NF"], trials=2)
     >>> obedience.run(cfg, tmp / "run", report=False).labelled  # doctest: +SKIP
     """
-    cfg = as_config(config)
-    run_dir = Path(out)
-    if (run_dir / DATABASE).exists():
-        raise StoreError(
-            f"{run_dir} already holds a run; continue it with --resume (obedience.resume)"
-        )
-    protocol = load_protocol(cfg.protocol)
-    conditions_for(protocol, cfg)
+    cfg, run_dir, protocol = _new_run(config, out)
     await _execute(run_dir, False, protocol, cfg, backends, progress, on_start)
     return _finish(run_dir, label, report)
 
@@ -353,14 +361,7 @@ async def plan_async(
     """
     from obedience.runner import build_manifest, plan_rows, preflight
 
-    cfg = as_config(config)
-    run_dir = Path(out)
-    if (run_dir / DATABASE).exists():
-        raise StoreError(
-            f"{run_dir} already holds a run; continue it with --resume (obedience.resume)"
-        )
-    protocol = load_protocol(cfg.protocol)
-    conditions_for(protocol, cfg)
+    cfg, run_dir, protocol = _new_run(config, out)
     owned = backends is None
     live = make_backends(cfg) if backends is None else backends
     try:
