@@ -187,3 +187,49 @@ def test_only_silent_non_final_special_tokens_are_stopped_on_by_id() -> None:
     assert not criteria(prompt_ids, None)  # a marker inside the prompt is not a stop
     assert criteria([*prompt_ids, 42, start], None)
     assert not criteria([*prompt_ids, 42, 43], None)
+
+
+@pytest.mark.parametrize("stop_at_turns", [True, False])
+def test_a_base_model_reply_ends_where_it_starts_another_speakers_line(
+    monkeypatch: pytest.MonkeyPatch, stop_at_turns: bool
+) -> None:
+    """The base model continues the transcript: after its answer it writes "Bob:" and the
+    learner's line itself. With ``stop_at_turns`` (on for ``embedded``) the reply ends
+    just before that line; without it the invented line stays in the reply."""
+    from llama_cpp import LlamaGrammar  # type: ignore[attr-defined]
+
+    from obedience.backends import LlamaCppBackend, Sampling
+    from obedience.engine import Trial
+    from obedience.protocols import load_protocol
+
+    backend = LlamaCppBackend(
+        "embedded", embedded_model_path(), chat_template="gemma", stop_at_turns=stop_at_turns
+    )
+    llm = backend.load()
+    request = Trial(load_protocol("pihlakas2026"), "PC-NS-NF", 1).next_request()
+    assert request is not None and "Bob:" in request.turn_openings
+    scripted = 'root ::= "PRESSED\\n\\nI feel bad.\\n\\nBob:\\n\\nOuch, that hurt" [a-z ]*'
+    grammar = LlamaGrammar.from_string(scripted, verbose=False)
+    original = llm.create_completion
+
+    def writes_the_learners_line(prompt: str, **kwargs: Any) -> Any:
+        # The backend's own stop strings, through the real sampling loop; only the
+        # continuation is made certain.
+        return original(prompt, **{**kwargs, "grammar": grammar})
+
+    monkeypatch.setattr(llm, "create_completion", writes_the_learners_line)
+    completion = backend.complete_sync(request, Sampling(temperature=0.6, max_tokens=30, seed=1))
+    if stop_at_turns:
+        assert completion.text == "PRESSED\n\nI feel bad.\n"
+        assert completion.finish_reason == "stop"
+    else:
+        assert completion.text.startswith("PRESSED\n\nI feel bad.\n\nBob:\n\nOuch, that hurt")
+
+
+def test_only_the_base_embedded_model_stops_at_turn_openings() -> None:
+    from obedience.backends import LlamaCppBackend, make_backend
+
+    base, chat = make_backend("embedded"), make_backend("embedded-chat")
+    assert isinstance(base, LlamaCppBackend) and isinstance(chat, LlamaCppBackend)
+    # The chat model ends its own turn; its replies are kept as the paper's harness would.
+    assert base.stop_at_turns and not chat.stop_at_turns

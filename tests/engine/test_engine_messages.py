@@ -31,6 +31,7 @@ from obedience.engine import (
     spell,
     tool_definitions,
 )
+from obedience.engine._plan import turn_openings
 from obedience.engine._subjects import DISTRESS_COMMENT
 from obedience.protocols import Protocol
 
@@ -306,3 +307,19 @@ def test_tool_call_channel_text_only_reply_is_invalid_and_retried(paper: Protoco
     assert trial.outcome == "max-reached"
     assert len(requests) == 24
     assert "PRESSED" not in [m.get("content") for m in requests[-1].messages]
+
+
+def test_requests_name_how_each_speakers_turn_opens(paper: Protocol, milgram: Protocol) -> None:
+    """A base model's reply ends where it starts another speaker's line: the request says
+    how those lines begin, from the protocol's turn format and role names."""
+    _, requests = run(paper, "PC-NS-NF", obedient)
+    assert requests[0].turn_openings == ("Alice:", "Experimenter:", "Bob:", "Other teacher:")
+    assert all(r.turn_openings == requests[0].turn_openings for r in requests)
+    spec = paper.conditions["PC-NS-NF"]
+    assert turn_openings(spec.model_copy(update={"turn_format": "{text}"})) == ()
+    bracketed = spec.model_copy(update={"turn_format": "[{speaker}] {text}"})
+    assert turn_openings(bracketed)[:2] == ("[Alice]", "[Experimenter]")
+    condition = milgram.default_conditions[0]
+    _, classic = run(milgram, condition, obedient)
+    assert classic[0].turn_openings == turn_openings(milgram.conditions[condition])
+    assert all(opening.endswith(":") for opening in classic[0].turn_openings)

@@ -49,7 +49,11 @@ def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
     kind, _, arg = spec.partition(":")
     if kind == "embedded" and not arg:
         return LlamaCppBackend(
-            "embedded", embedded_model_path(), chat_template="gemma", n_ctx=opts.n_ctx
+            "embedded",
+            embedded_model_path(),
+            chat_template="gemma",
+            n_ctx=opts.n_ctx,
+            stop_at_turns=True,
         )
     if spec == "embedded-chat":
         # The chat template comes from the GGUF's metadata (ChatML for SmolLM2).

@@ -172,8 +172,13 @@ class LlamaCppBackend:
         chat_template: str | None = None,
         n_ctx: int = 8192,
         n_threads: int | None = None,
+        stop_at_turns: bool = False,
     ) -> None:
         self.name = name
+        # A base model has no end-of-turn of its own: it continues the transcript and
+        # writes the other speakers' lines too. With this on, its reply ends where it
+        # starts a line with another turn's opening (``"\nBob:"``, see Request).
+        self.stop_at_turns = stop_at_turns
         # In-process models share this machine's cores: the runner schedules backends with
         # one endpoint together, so two embedded models take turns (each decode with every
         # core) instead of running side by side with twice as many threads as cores.
@@ -332,6 +337,7 @@ class LlamaCppBackend:
             "chat_template": self.template_source,
             "n_ctx": self._n_ctx,
             "n_threads": self._n_threads,
+            "stop_at_turns": self.stop_at_turns,
             "llama_cpp_python": _llama_version(),
         }
 
@@ -355,7 +361,7 @@ class LlamaCppBackend:
                     temperature=sampling.temperature,
                     **_sampling_extras(sampling),
                     seed=sampling.seed,
-                    stop=self._stops,
+                    stop=self._stops_for(request),
                     stopping_criteria=self._stopping_criteria(),
                     grammar=grammar,
                 )
@@ -372,6 +378,12 @@ class LlamaCppBackend:
 
     async def complete(self, request: Request, sampling: Sampling) -> Completion:
         return await asyncio.to_thread(self.complete_sync, request, sampling)
+
+    def _stops_for(self, request: Request) -> list[str]:
+        """The template's stop strings, plus each turn opening at a line start if asked."""
+        if not self.stop_at_turns or not request.turn_openings:
+            return self._stops
+        return [*self._stops, *(f"\n{opening}" for opening in request.turn_openings)]
 
     # ------------------------------------------------------ log-probabilities
 

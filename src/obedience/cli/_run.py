@@ -102,7 +102,7 @@ def run(
         False, "--verbose", help="Also show llama.cpp's log (always in RUN_DIR/llama.log)."
     ),
 ) -> None:
-    """Run the experiment. With no options: both embedded models, pihlakas2026, 8 conditions x 2."""
+    """Run the experiment. With no options: both embedded models, pihlakas2026, 8 conditions x 1."""
     obedience.echo_llama_log(verbose)
     flags = {
         "models": model,

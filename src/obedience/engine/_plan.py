@@ -51,6 +51,10 @@ class Plan:
     tools: list[dict[str, Any]] | None
     grammar: str | None
     schema: dict[str, Any] | None
+    # How a speaker's turn begins in the transcript ("Bob:"), one per named role: a model
+    # that continues raw text rather than answering in a chat turn (a base model) has
+    # ended its own turn when it starts a line with one of these.
+    turn_openings: tuple[str, ...] = ()
     # What the setup leaves behind (context, pending lines, events): the same for every
     # trial of the condition, so it is played once and copied after that.
     setup: tuple[tuple[dict[str, Any], ...], tuple[str, ...], tuple[Event, ...]] | None = None
@@ -130,7 +134,23 @@ def _build(spec: ProtocolSpec) -> Plan:
         tools=tool_definitions() if channel.kind == "tool-call" else None,
         grammar=gbnf_grammar(channel) if constrained else None,
         schema=json_schema() if constrained and channel.kind == "json" else None,
+        turn_openings=turn_openings(spec),
     )
+
+
+def turn_openings(spec: ProtocolSpec) -> tuple[str, ...]:
+    """The text that opens each role's turn under the protocol's ``turn_format``.
+
+    ``"{speaker}:\\n\\n{text}"`` gives ``"Alice:"``, ``"Bob:"``...; a format without a
+    speaker before the text gives none.
+    """
+    head = spec.turn_format.partition("{text}")[0]
+    if "{speaker}" not in head:
+        return ()
+    roles = spec.roles
+    names = (roles.subject, roles.experimenter, roles.learner, roles.peer)
+    openings = (head.format(speaker=name).strip() for name in names if name)
+    return tuple(dict.fromkeys(o for o in openings if o))
 
 
 def label(spec: ProtocolSpec, level: int) -> str:

@@ -88,6 +88,9 @@ class Request:
     grammar: str | None = None
     json_schema: dict[str, Any] | None = None
     constrained: bool = False
+    # How each speaker's turn opens in the transcript (``"Bob:"``); a backend that
+    # continues raw text may stop when its reply starts a line with one (see Plan).
+    turn_openings: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -208,6 +211,7 @@ class Trial:
             grammar=plan.grammar,
             json_schema=plan.schema,
             constrained=self._constrained,
+            turn_openings=plan.turn_openings,
         )
 
     def submit_reply(self, reply: Reply) -> None:
