@@ -67,6 +67,10 @@ def test_embedded_model_end_to_end(tmp_path: Path) -> None:
     assert chat["chat_template"] == "gguf-metadata"
     assert manifest["sampling"]["embedded"]["PC-NS-NF"]["max_tokens"] == 16
     assert any("capped at 16 tokens" in d for d in manifest["deviations"])
+    # The base model's turn stops are on record; the chat model ends its own turns.
+    assert meta["stop_at_turns"] is True and chat["stop_at_turns"] is False
+    turn_notes = [d for d in manifest["deviations"] if "another speaker's line" in d]
+    assert turn_notes and all(d.startswith("embedded:") for d in turn_notes)
     # Quiet: no llama.cpp line (such as "llama_kv_cache_iswa: using full-size SWA cache")
     # on either stream; they are kept in the run directory instead.
     for stream in (done.stdout, done.stderr):

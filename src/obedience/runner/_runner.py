@@ -101,9 +101,17 @@ def plan_rows(protocol: Protocol, config: RunConfig) -> list[TrialRow]:
     return rows
 
 
-def deviations(protocol: Protocol, config: RunConfig) -> list[str]:
+def deviations(
+    protocol: Protocol, config: RunConfig, model_meta: dict[str, Any] | None = None
+) -> list[str]:
     """Departures from the protocol as written, recorded in the manifest and report."""
     notes = []
+    for model, meta in (model_meta or {}).items():
+        if isinstance(meta, dict) and meta.get("stop_at_turns"):
+            notes.append(
+                f"{model}: a base model; its reply ends where it starts another "
+                "speaker's line (the protocol's turn openings are its stop strings)"
+            )
     for model in config.models:
         for condition in conditions_for(protocol, config):
             spec = protocol.condition(condition)
@@ -158,7 +166,7 @@ def build_manifest(
             "sampling": "sha256(run_seed|model|condition|trial), then |decision|attempt",
         },
         "models": model_meta,
-        "deviations": deviations(protocol, config),
+        "deviations": deviations(protocol, config, model_meta),
     }
 
 
