@@ -150,6 +150,7 @@ async def run_once(base_url: str, trials: int, concurrency: int, client: str, ou
 
 def child(args: argparse.Namespace) -> None:
     cell = CELLS[args.child] if not args.quick else QUICK[args.child]
+
     with tempfile.TemporaryDirectory() as tmp:
         # Warm-up: imports, the first connections, first-request costs.
         asyncio.run(

@@ -57,7 +57,9 @@ def test_giving_up_keeps_every_fault_and_the_last_status() -> None:
     observed: list[int | None] = []
     call, calls = _flaky([TransportError(f"server error 50{i}", status=500 + i) for i in range(5)])
     with pytest.raises(TransportError) as info:
-        _run(call, RetryPolicy(retries=2, backoff=0.001), observe=lambda e: observed.append(e.status))
+        _run(
+            call, RetryPolicy(retries=2, backoff=0.001), observe=lambda e: observed.append(e.status)
+        )
     assert len(calls) == 3 and observed == [500, 501, 502]
     assert str(info.value) == "server error 502 (gave up after 3 tries)"
     assert info.value.history == ["server error 500", "server error 501", "server error 502"]

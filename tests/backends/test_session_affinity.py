@@ -122,9 +122,7 @@ def test_a_key_that_is_not_plain_ascii_is_percent_encoded() -> None:
         (("x-ok", "x\nbad"), "is not an HTTP header name"),
     ],
 )
-def test_bad_session_header_names_are_one_line_errors(
-    names: tuple[str, ...], message: str
-) -> None:
+def test_bad_session_header_names_are_one_line_errors(names: tuple[str, ...], message: str) -> None:
     with pytest.raises(BackendError, match=message) as info:
         OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", session_headers=names)
     assert "\n" not in str(info.value)

@@ -121,9 +121,7 @@ class FakeOpenAI:
         self.headers: list[dict[str, str]] = []
         self.keep_bodies = False
         self.retry_after = retry_after
-        self._sock = socket.create_server(
-            ("127.0.0.1", port), backlog=4096, reuse_port=reuse_port
-        )
+        self._sock = socket.create_server(("127.0.0.1", port), backlog=4096, reuse_port=reuse_port)
         self._port = int(self._sock.getsockname()[1])
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

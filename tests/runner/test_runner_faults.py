@@ -16,7 +16,14 @@ import pytest
 from tests.helpers.fake_openai import FakeOpenAI
 
 from obedience.analysis import build_tables, summary_records
-from obedience.backends import Backend, BackendOptions, Completion, TransportError, make_backend
+from obedience.backends import (
+    Backend,
+    BackendOptions,
+    ChatRequest,
+    Completion,
+    TransportError,
+    make_backend,
+)
 from obedience.protocols import load_protocol
 from obedience.runner import Progress, RunConfig, Runner
 from obedience.store import RunStore, StoreError

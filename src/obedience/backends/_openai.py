@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import openai
 
-from obedience._text import one_line, register_secret, scrub_secrets, strip_userinfo
+from obedience._text import (
+    escape_surrogates,
+    one_line,
+    register_secret,
+    scrub_secrets,
+    strip_userinfo,
+)
 from obedience.backends._base import (
     BackendError,
     Capabilities,
@@ -298,9 +304,7 @@ class OpenAIBackend:
         except openai.APIConnectionError as exc:
             raise TransportError(f"connection error: {_short(exc)}") from None
         except openai.APIStatusError as exc:
-            raise status_error(
-                exc.status_code, exc.response.content, _retry_after(exc)
-            ) from None
+            raise status_error(exc.status_code, exc.response.content, _retry_after(exc)) from None
         except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             raise TransportError(f"malformed response: {_short(exc)}") from None
         except openai.APIError as exc:
@@ -543,7 +547,11 @@ def _number_or_none(value: Any) -> float | None:
 
 
 def _short_str(value: Any, limit: int = 200) -> str | None:
-    return one_line(value)[:limit] if isinstance(value, str) and value else None
+    if not isinstance(value, str) or not value:
+        return None
+    if value.isascii() and value.isprintable():  # the usual case: nothing to make safe
+        return value[:limit]
+    return escape_surrogates(one_line(value))[:limit]
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
@@ -553,11 +561,9 @@ def _plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float):
         return value if value == value and abs(value) != float("inf") else None
     if isinstance(value, str):
-        return one_line(value)[:200]
+        return _short_str(value) or ""
     if isinstance(value, dict) and depth < 3:
-        return {
-            one_line(str(k))[:100]: _plain(v, depth + 1) for k, v in list(value.items())[:50]
-        }
+        return {one_line(str(k))[:100]: _plain(v, depth + 1) for k, v in list(value.items())[:50]}
     if isinstance(value, list) and depth < 3:
         return [_plain(v, depth + 1) for v in value[:50]]
     return None

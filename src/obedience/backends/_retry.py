@@ -117,7 +117,9 @@ async def with_retries(
         try:
             if policy.timeout is None:
                 return await call(), errors
-            return await asyncio.wait_for(call(), policy.timeout), errors
+            # A deadline on this task (no task of its own per try, unlike wait_for).
+            async with asyncio.timeout(policy.timeout):
+                return await call(), errors
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -297,9 +297,7 @@ class Runner:
             frequency_penalty=request.frequency_penalty,
         )
 
-    async def _call(
-        self, backend: Backend, request: ChatRequest
-    ) -> tuple[Completion, list[str]]:
+    async def _call(self, backend: Backend, request: ChatRequest) -> tuple[Completion, list[str]]:
         """One reply, retried under the run's policy; the faults of the tries before it."""
         policy = RetryPolicy(
             retries=self.config.retries,
