@@ -203,7 +203,9 @@ def test_faults_map_to_transport_errors(
         FakeOpenAI(faults=[fault], hang_s=2, retry_after="7") as server,
         pytest.raises(TransportError) as info,
     ):
-        _with_backend(server, lambda b: b.complete(_request()), timeout=0.3, http_client=client)
+        # Only the hanging server needs a short timeout (a loaded machine is slow to answer).
+        timeout = 0.3 if fault == "timeout" else 30.0
+        _with_backend(server, lambda b: b.complete(_request()), timeout=timeout, http_client=client)
     assert info.value.retryable is retryable
     if fault == "reset" and client == "openai-aiohttp":
         # The SDK's aiohttp transport reports any lost connection as a connect timeout.

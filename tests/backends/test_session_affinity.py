@@ -126,3 +126,14 @@ def test_bad_session_header_names_are_one_line_errors(names: tuple[str, ...], me
     with pytest.raises(BackendError, match=message) as info:
         OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", session_headers=names)
     assert "\n" not in str(info.value)
+
+
+def test_a_backend_serves_one_event_loop_after_another() -> None:
+    """``obedience.run`` starts a new event loop per call; a backend passed to two runs works."""
+    request = ChatRequest(messages=[{"role": "user", "content": "hi"}], sampling=Sampling(0, 4))
+    with FakeOpenAI() as server:
+        backend = OpenAIBackend("fake-model", base_url=server.base_url)
+        first = asyncio.run(backend.complete(request))
+        second = asyncio.run(backend.complete(request))
+        asyncio.run(backend.aclose())
+    assert first.text == second.text != "" and server.chat_requests == 2

@@ -19,6 +19,7 @@ conversation on one replica and its prefix cache is reused.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import urllib.parse
@@ -153,6 +154,7 @@ class OpenAIBackend:
         self._chat_url = self.base_url.rstrip("/") + "/chat/completions"
         self._headers = _auth_headers(full_url, _api_key())
         self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
         sdk_http: Any = None
         if http_client != "aiohttp":  # the SDK's transports, for the serving benchmark
             limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
@@ -258,7 +260,13 @@ class OpenAIBackend:
             raise TransportError(f"malformed response: {_short(exc)}") from None
 
     def _open_session(self) -> aiohttp.ClientSession:
+        """The session for this event loop (a backend reused under a new loop gets a new one)."""
         import aiohttp
+
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._session_loop is loop:
+            return self._session
+        self._session_loop = loop
 
         connector = aiohttp.TCPConnector(
             limit=self._connections or 0,  # 0: no cap of its own; the caller's concurrency is
@@ -276,7 +284,9 @@ class OpenAIBackend:
     async def _post(self, body: dict[str, Any], headers: dict[str, str]) -> bytes:
         import aiohttp
 
-        session = self._session or self._open_session()
+        session = self._session
+        if session is None or self._session_loop is not asyncio.get_running_loop():
+            session = self._open_session()
         # ASCII JSON: any text (a lone surrogate included) encodes, and the bytes are sent
         # as they are, without the client walking the body again.
         data = json.dumps(body, separators=(",", ":")).encode("ascii")
@@ -359,9 +369,10 @@ class OpenAIBackend:
     async def aclose(self) -> None:
         session, self._session = self._session, None
         try:
-            if session is not None:
+            if session is not None and self._session_loop is asyncio.get_running_loop():
                 await session.close()
         finally:
+            self._session_loop = None
             await self._client.close()
 
 
