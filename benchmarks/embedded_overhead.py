@@ -19,14 +19,14 @@ import asyncio
 import json
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from llama_cpp import StoppingCriteriaList
 
-from obedience.backends import LlamaCppBackend, Sampling, embedded_model_path
+from obedience.backends import ChatRequest, LlamaCppBackend, Message, Sampling, embedded_model_path
 from obedience.backends._llama import GEMMA_STOPS
-from obedience.engine import Message, Request
 from obedience.protocols import load_protocol
 from obedience.runner import RunConfig, Runner
 from obedience.store import RunStore
@@ -42,16 +42,16 @@ class RecordingBackend(LlamaCppBackend):
         self.sent: list[tuple[str, Sampling]] = []
         self._sampling: Sampling | None = None
 
-    def render(self, messages: list[Message] | tuple[Message, ...]) -> str:
+    def render(self, messages: Sequence[Message]) -> str:
         prompt = super().render(messages)
         if self._sampling is not None:
             self.sent.append((prompt, self._sampling))
         return prompt
 
-    def complete_sync(self, request: Request, sampling: Sampling) -> Any:
-        self._sampling = sampling
+    def complete_sync(self, request: ChatRequest) -> Any:
+        self._sampling = request.sampling
         try:
-            return super().complete_sync(request, sampling)
+            return super().complete_sync(request)
         finally:
             self._sampling = None
 

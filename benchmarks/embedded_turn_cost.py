@@ -43,7 +43,7 @@ import llama_cpp
 from obedience.backends import LlamaCppBackend, Sampling, make_backend
 from obedience.engine import Reply, Trial
 from obedience.protocols import load_protocol
-from obedience.runner import derive_seed
+from obedience.runner import chat_request, derive_seed
 
 CONDITION = "PC-NS-NF"
 MODELS = ("embedded", "embedded-chat")
@@ -78,7 +78,7 @@ def timed_call(
     for _ in range(repeats):
         llm.n_tokens = min(keep, llm.n_tokens)
         llama_cpp.llama_perf_context_reset(llm._ctx.ctx)
-        completion = backend.complete_sync(request, sampling)
+        completion = backend.complete_sync(chat_request(request, sampling, None))
         ms, prompt_n, gen_n = prompt_eval(llm)
         counts = (prompt_n, gen_n)
         if prompt_n:

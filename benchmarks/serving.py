@@ -1,17 +1,33 @@
 """Serving throughput: the runner against an OpenAI-compatible server with fixed latency.
 
-A loopback server (tests/helpers/fake_openai.py, in its own process so it does not share
-the GIL with the runner) answers every chat completion after exactly LATENCY seconds with
-an obedient reply. With CONCURRENCY trials in flight the ideal rate is
-CONCURRENCY / LATENCY decisions per second (32 / 0.1 s = 320/s); anything below that is
-overhead of the runner, the engine, the store or the HTTP client.
+A loopback server (tests/helpers/fake_openai.py) answers every chat completion after
+exactly LATENCY seconds. It runs in ``--servers`` processes sharing one port
+(SO_REUSEPORT), apart from the runner, so it does not share the runner's GIL. With
+CONCURRENCY trials in flight the ideal rate is CONCURRENCY / LATENCY decisions per
+second; achieved / ideal is what is left after the runner, the engine, the store commit
+and the HTTP client take their share. Each cell runs in a fresh child process (imports
+and a short warm-up are not timed), timed from the API call to the end of the run
+(preflight, planning, starting every trial and the tail included), and the child's
+peak RSS is the runner's.
 
-The runner sends each request with the OpenAI client's plain ``post`` and reads the reply
-as bytes: ``chat.completions.create`` type-walks every message of a long trial and builds
-a model of the response, which alone capped this benchmark at ~0.35 of the ideal.
+Cells (trials all start at once, so CONCURRENCY trials are in flight):
 
-Usage: python benchmarks/serving.py [--trials N] [--concurrency C] [--latency S] [--repeats R]
-Last line of output: {"achieved_over_ideal": ...} (target >= 0.85).
+* ``c32_100ms``:  32 in flight at 100 ms, obedient subject (12 decisions a trial);
+* ``c256_500ms``: 256 at 500 ms, obedient (12 decisions);
+* ``c1024_2s``:   1,024 at 2 s, defiant subject (6 decisions a trial: it refuses, is
+  prodded and ends, which keeps the cell short);
+* ``c10000_5s``:  10,000 trials in flight at 5 s, defiant (6 decisions).
+
+The server's own ceiling is printed from the CPU time each server process used per
+request it served. ``--compare`` also runs the 32 and 256 cells with the openai SDK's
+transports (``openai-aiohttp``: the SDK's ``DefaultAioHttpClient``; ``openai-httpx``: its
+default httpx pool), side by side with the backend's direct aiohttp session.
+
+Usage: python benchmarks/serving.py [--quick] [--compare] [--cells c32_100ms,...]
+       [--servers N] [--profile CELL]
+The machine is often shared: the numbers move with its load; compare cells of one run.
+Last line of output: {"c32_100ms": r, "c256_500ms": r, "c1024_2s": r, "c10000_5s": r,
+"rss_mb_at_10000": mb} (targets 0.95, 0.95, 0.9, 0.85 and 2,048 MB).
 """
 
 from __future__ import annotations
@@ -20,106 +36,234 @@ import argparse
 import asyncio
 import cProfile
 import json
+import os
 import pstats
+import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
-
-import obedience
-from obedience import RunConfig
-from obedience import RunProgress as Progress
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ROOT / "tests" / "helpers" / "fake_openai.py"
-CONDITION = "PC-NS-NF"  # an obedient subject makes exactly 12 decisions per trial
+CONDITION = "PC-NS-NF"
+DECISIONS = {"obedient": 12, "defiant": 6}
+TARGETS = {"c32_100ms": 0.95, "c256_500ms": 0.95, "c1024_2s": 0.9, "c10000_5s": 0.85}
+RSS_TARGET_MB = 2048
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER), "--latency", str(latency), "--subject", "obedient"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().split()
+@dataclass(frozen=True)
+class Cell:
+    concurrency: int
+    latency: float
+    trials: int
+    subject: str
+
+
+CELLS = {
+    "c32_100ms": Cell(32, 0.1, 96, "obedient"),
+    "c256_500ms": Cell(256, 0.5, 256, "obedient"),
+    "c1024_2s": Cell(1024, 2.0, 1024, "defiant"),
+    "c10000_5s": Cell(10_000, 5.0, 10_000, "defiant"),
+}
+QUICK = {
+    "c32_100ms": Cell(32, 0.1, 32, "obedient"),
+    "c256_500ms": Cell(256, 0.5, 256, "defiant"),
+    "c1024_2s": Cell(1024, 2.0, 1024, "defiant"),
+    "c10000_5s": Cell(10_000, 5.0, 10_000, "defiant"),
+}
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def start_servers(cell: Cell, processes: int) -> tuple[list[subprocess.Popen[str]], str]:
+    def spawn(port: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(SERVER), "--latency", str(cell.latency), "--subject",
+             cell.subject, "--port", str(port), "--reuse-port"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+
+    first = spawn(0)
+    assert first.stdout is not None
+    line = first.stdout.readline().split()
     if len(line) != 2 or line[0] != "PORT":
-        proc.kill()
+        first.kill()
         raise SystemExit(f"fake server did not start: {line}")
-    return proc, f"http://127.0.0.1:{line[1]}/v1"
+    port = int(line[1])
+    procs = [first] + [spawn(port) for _ in range(processes - 1)]
+    for proc in procs[1:]:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+    return procs, f"http://127.0.0.1:{port}/v1"
 
 
-async def run_once(base_url: str, trials: int, concurrency: int, run_dir: Path) -> Progress:
+def stop_servers(procs: list[subprocess.Popen[str]]) -> tuple[int, float]:
+    """(requests served, CPU seconds used) summed over the server processes."""
+    served, cpu = 0, 0.0
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        out, _ = proc.communicate(timeout=30)
+        for line in out.splitlines():
+            if line.startswith("STATS "):
+                stats = json.loads(line[6:])
+                served += int(stats["chat_requests"])
+                cpu += float(stats["cpu_s"])
+    return served, cpu
+
+
+# ----------------------------------------------------------------------------- child
+
+
+async def run_once(base_url: str, trials: int, concurrency: int, client: str, out: Path) -> Any:
+    import obedience
+    from obedience import RunConfig
+    from obedience.backends import BackendOptions, make_backend
+
+    spec = "openai:fake-model"
     config = RunConfig(
-        models=["openai:fake-model"],
+        models=[spec],
         conditions=[CONDITION],
         trials=trials,
         concurrency=concurrency,
         base_url=base_url,
-        timeout=30,
+        timeout=120,
     )
-    seen: list[Progress] = []
-    # No labels or report: the benchmark times preflight, store and the trials.
-    await obedience.run_async(
-        config, run_dir, progress=lambda p: seen.append(p) if not seen else None,
-        label=False, report=False,
-    )  # fmt: skip
-    return seen[0] if seen else Progress()
+    backend = make_backend(spec, BackendOptions(base_url=base_url, http_client=client))
+    seen: list[Any] = []
+    try:
+        # No labels or report: the benchmark times preflight, store and the trials.
+        await obedience.run_async(
+            config, out, backends={spec: backend}, label=False, report=False,
+            progress=lambda p: seen.append(p) if not seen else None,
+        )  # fmt: skip
+    finally:
+        await backend.aclose()
+    return seen[0]
+
+
+def child(args: argparse.Namespace) -> None:
+    cell = CELLS[args.child] if not args.quick else QUICK[args.child]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # Warm-up: imports, the first connections, first-request costs.
+        asyncio.run(
+            run_once(args.base_url, min(cell.concurrency, 32), 32, args.client, Path(tmp) / "w")
+        )
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
+        cpu0 = time.process_time()
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        progress = asyncio.run(
+            run_once(args.base_url, cell.trials, cell.concurrency, args.client, Path(tmp) / "r")
+        )
+        if profiler:
+            profiler.disable()
+        elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu0
+    if profiler:
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(30)
+        stats.sort_stats("cumulative").print_stats(30)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"decisions": progress.decisions, "errors": progress.errors,
+                      "elapsed": elapsed, "cpu": cpu, "rss_mb": rss_mb}))  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- parent
+
+
+def measure(name: str, cell: Cell, args: argparse.Namespace, client: str) -> dict[str, Any]:
+    procs, base_url = start_servers(cell, args.servers)
+    try:
+        cmd = [sys.executable, __file__, "--child", name, "--base-url", base_url,
+               "--client", client]  # fmt: skip
+        if args.quick:
+            cmd.append("--quick")
+        if args.profile == name:
+            cmd += ["--profile", name]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    finally:
+        served, server_cpu = stop_servers(procs)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise SystemExit(f"{name} ({client}) failed:\n{done.stderr[-3000:]}")
+    if args.profile == name:
+        print(done.stderr, file=sys.stderr)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    ideal = cell.concurrency / cell.latency
+    rate = result["decisions"] / result["elapsed"]
+    result.update(
+        rate=rate,
+        ideal=ideal,
+        ratio=rate / ideal,
+        runner_us=1e6 * result["cpu"] / max(1, result["decisions"]),
+        server_us=1e6 * server_cpu / max(1, served),
+        served=served,
+    )
+    return result
+
+
+def describe(name: str, cell: Cell, client: str, r: dict[str, Any], servers: int) -> str:
+    ceiling = servers * 1e6 / r["server_us"] if r["server_us"] else float("inf")
+    return (
+        f"{name:<11} {client:<14} {cell.trials:>6} trials x {DECISIONS[cell.subject]:>2} "
+        f"decisions, {cell.concurrency:>5} in flight at {cell.latency * 1000:>4.0f} ms: "
+        f"{r['rate']:7.1f}/s of ideal {r['ideal']:6.0f}/s = {r['ratio']:.3f}; "
+        f"runner {r['runner_us']:4.0f} us CPU/decision, peak RSS {r['rss_mb']:6.0f} MB; "
+        f"server {r['server_us']:4.0f} us CPU/request (ceiling ~{ceiling:,.0f}/s on "
+        f"{servers} free cores); errors {r['errors']}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--trials", type=int, default=320)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--latency", type=float, default=0.1)
-    parser.add_argument("--repeats", type=int, default=2, help="measured runs; best is kept")
-    parser.add_argument("--profile", action="store_true", help="print a cProfile of the run")
+    parser.add_argument("--quick", action="store_true", help="shorter cells (CI-ish)")
+    parser.add_argument("--compare", action="store_true", help="also time the SDK transports")
+    parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cell names")
+    parser.add_argument("--servers", type=int, default=2, help="fake server processes")
+    parser.add_argument("--profile", default=None, help="print a cProfile of this cell")
+    parser.add_argument("--client", default="aiohttp", help=argparse.SUPPRESS)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-
-    proc, base_url = start_server(args.latency)
-    ideal = args.concurrency / args.latency
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            # Warm-up: imports, connection pool, first-request costs.
-            asyncio.run(run_once(base_url, args.concurrency, args.concurrency, Path(tmp) / "w"))
-            profiler = cProfile.Profile() if args.profile else None
-            runs = []
-            for i in range(args.repeats):
-                started = time.perf_counter()
-                if profiler:
-                    profiler.enable()
-                progress = asyncio.run(
-                    run_once(base_url, args.trials, args.concurrency, Path(tmp) / f"run{i}")
-                )
-                if profiler:
-                    profiler.disable()
-                runs.append((progress.decisions / (time.perf_counter() - started), progress))
-    finally:
-        proc.kill()
-        proc.wait()
-    if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
-    rate, progress = max(runs, key=lambda r: r[0])
-    elapsed = progress.decisions / rate
-    ratio = rate / ideal
-    print(
-        f"{args.trials} trials of {CONDITION} through openai:fake-model at concurrency "
-        f"{args.concurrency}; the loopback server answers each request after "
-        f"{args.latency * 1000:.0f} ms."
-    )
-    print(
-        f"best of {args.repeats} runs: {progress.decisions} decisions in {elapsed:.2f} s = "
-        f"{rate:.1f} decisions/s (all runs: {', '.join(f'{r:.1f}' for r, _ in runs)}); "
-        f"ideal {ideal:.0f}/s (concurrency / latency); errors {progress.errors}."
-    )
-    print(
-        "The gap to the ideal is the per-decision cost of the runner, engine, store commit "
-        "and HTTP client, plus the server's own parsing, and the tail of the run when fewer "
-        "than CONCURRENCY trials are left."
-    )
-    print(f"target: achieved/ideal >= 0.85 -> {'met' if ratio >= 0.85 else 'MISSED'}")
-    print(json.dumps({"achieved_over_ideal": round(ratio, 4)}))
+    if args.child:
+        child(args)
+        return
+    table = QUICK if args.quick else CELLS
+    names = [n.strip() for n in args.cells.split(",") if n.strip()]
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise SystemExit(f"unknown cell {unknown[0]!r}; cells: {', '.join(table)}")
+    print(f"{os.cpu_count()} cores; fake server in {args.servers} processes; "
+          f"load average {os.getloadavg()[0]:.1f} at the start")  # fmt: skip
+    results: dict[str, float | None] = dict.fromkeys(TARGETS)
+    rss_at_10000: float | None = None
+    for name in names:
+        cell = table[name]
+        clients = ["aiohttp"]
+        if args.compare and cell.concurrency <= 256:
+            clients += ["openai-aiohttp", "openai-httpx"]
+        for client in clients:
+            r = measure(name, cell, args, client)
+            print(describe(name, cell, client, r, args.servers), flush=True)
+            if client == "aiohttp":
+                results[name] = round(r["ratio"], 4)
+                if name == "c10000_5s":
+                    rss_at_10000 = round(r["rss_mb"], 1)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    missed = [n for n, t in TARGETS.items() if results[n] is not None and results[n] < t]
+    if rss_at_10000 is not None and rss_at_10000 > RSS_TARGET_MB:
+        missed.append("rss_mb_at_10000")
+    print(f"targets {TARGETS}, RSS <= {RSS_TARGET_MB} MB: "
+          f"{'met' if not missed else 'MISSED ' + ', '.join(missed)}")  # fmt: skip
+    print(json.dumps({**results, "rss_mb_at_10000": rss_at_10000}))
 
 
 if __name__ == "__main__":

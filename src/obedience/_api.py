@@ -245,6 +245,7 @@ def make_backends(config: RunConfig) -> dict[str, Backend]:
         chat_template=config.chat_template,
         timeout=config.timeout,
         grammar_dialect=config.grammar_dialect,
+        session_headers=None if config.session_headers is None else tuple(config.session_headers),
     )
     return {spec: make_backend(spec, options) for spec in dict.fromkeys(config.models)}
 

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 API_KEY_ENV = ("OBEDIENCE_API_KEY", "OPENAI_API_KEY")
@@ -117,6 +118,30 @@ def scrub_secrets(text: str) -> str:
         quoted = urllib.parse.quote(secret, safe="")
         if quoted != secret and quoted in text:
             text = text.replace(quoted, REDACTED)
+    return text
+
+
+def scrubber() -> Callable[[str], str]:
+    """``scrub_secrets`` with the secrets looked up once, for many texts written together."""
+    pairs: list[tuple[str, str]] = []
+    for secret in secret_values():
+        pairs.append((secret, REDACTED))
+        quoted = urllib.parse.quote(secret, safe="")
+        if quoted != secret:
+            pairs.append((quoted, REDACTED))
+    if not pairs:
+        return _unchanged
+
+    def scrub(text: str) -> str:
+        for secret, mark in pairs:
+            if secret in text:
+                text = text.replace(secret, mark)
+        return text
+
+    return scrub
+
+
+def _unchanged(text: str) -> str:
     return text
 
 

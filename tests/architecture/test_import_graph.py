@@ -93,7 +93,13 @@ def test_the_cli_imports_only_the_public_api(module: str) -> None:
 
 
 def test_analysis_calls_no_models() -> None:
-    forbidden = ("obedience.backends", "obedience.runner", "obedience.probe", "obedience.cli")
+    forbidden = (
+        "obedience.backends",
+        "obedience.judging",
+        "obedience.runner",
+        "obedience.probe",
+        "obedience.cli",
+    )
     offenders = {
         module: sorted(m for m in _imports(module) if any(_within(m, f) for f in forbidden))
         for module in MODULES
@@ -122,6 +128,36 @@ def test_analysis_imports_only_the_store_the_event_vocabulary_and_itself() -> No
             continue
         outside = sorted(m for m in _imports(module) if not any(_within(m, a) for a in allowed))
         assert not outside, f"{module} imports {outside}"
+
+
+def test_backends_know_nothing_of_the_experiment() -> None:
+    """Backends take their own ``ChatRequest``: no engine request, runner, store or analysis.
+
+    The one tie to the engine is ``scripted:NAME``, whose subjects are the engine's own
+    (it reads the engine's request passed through as ``ChatRequest.origin``).
+    """
+    allowed = ("obedience.backends", "obedience._text")
+    for module in MODULES:
+        if not _within(module, "obedience.backends"):
+            continue
+        outside = sorted(m for m in _imports(module) if not any(_within(m, a) for a in allowed))
+        if module == "obedience.backends._simple":
+            assert outside == ["obedience.engine"], outside
+            source = MODULES[module].read_text(encoding="utf-8")
+            assert "from obedience.engine import scripted_subject\n" in source
+        else:
+            assert not outside, f"{module} imports {outside}"
+
+
+def test_the_judge_reaches_models_only_through_a_backend() -> None:
+    allowed = ("obedience.judging", "obedience.backends", "obedience.analysis.classifiers")
+    for module in MODULES:
+        if not _within(module, "obedience.judging"):
+            continue
+        outside = sorted(m for m in _imports(module) if not any(_within(m, a) for a in allowed))
+        assert not outside, f"{module} imports {outside}"
+        source = MODULES[module].read_text(encoding="utf-8")
+        assert "import openai" not in source, f"{module} calls the SDK itself"
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:

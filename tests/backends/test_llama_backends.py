@@ -157,6 +157,7 @@ def test_a_reply_ends_where_the_model_opens_a_new_turn(monkeypatch: pytest.Monke
     from obedience.backends import LlamaCppBackend, Sampling
     from obedience.engine import Trial
     from obedience.protocols import load_protocol
+    from obedience.runner import chat_request
 
     backend = LlamaCppBackend("embedded", embedded_model_path(), chat_template="gemma")
     llm = backend.load()
@@ -171,7 +172,9 @@ def test_a_reply_ends_where_the_model_opens_a_new_turn(monkeypatch: pytest.Monke
         return original(prompt, **kwargs, logit_bias={turn_marker: 100.0})
 
     monkeypatch.setattr(llm, "create_completion", opens_a_turn_at_once)
-    completion = backend.complete_sync(request, Sampling(temperature=0.6, max_tokens=20, seed=1))
+    completion = backend.complete_sync(
+        chat_request(request, Sampling(temperature=0.6, max_tokens=20, seed=1), None)
+    )
     # Without the rule: 20 silent markers, finish_reason "length".
     assert completion.finish_reason == "stop"
     assert completion.text == ""

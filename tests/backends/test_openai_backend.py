@@ -12,21 +12,29 @@ from tests.helpers.fake_openai import FakeOpenAI, completion_body
 from obedience.backends import (
     BackendError,
     BackendOptions,
+    ChatRequest,
     OpenAIBackend,
     Sampling,
     TransportError,
     make_backend,
 )
-from obedience.engine import Trial
+from obedience.engine import Request, Trial
 from obedience.protocols import load_protocol
+from obedience.runner import chat_request
 
 PROTOCOL = load_protocol("pihlakas2026")
 
 
-def _request(condition: str = "PC-NS-NF") -> Any:
+def _engine_request(condition: str = "PC-NS-NF") -> Request:
     request = Trial(PROTOCOL, condition, 1).next_request()
     assert request is not None
     return request
+
+
+def _request(
+    condition: str = "PC-NS-NF", sampling: Sampling | None = None, key: str | None = None
+) -> ChatRequest:
+    return chat_request(_engine_request(condition), sampling or Sampling(0.0, 8, 1), key)
 
 
 def _with_backend(server: FakeOpenAI, fn: Any, model: str = "fake-model", **kw: Any) -> Any:
@@ -90,21 +98,21 @@ def test_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_wire_body_carries_the_request_as_is() -> None:
-    request = _request()
+    request = _request(sampling=Sampling(temperature=0.6, max_tokens=33, seed=7))
     with FakeOpenAI() as server:
         server.keep_bodies = True
-        completion = _with_backend(
-            server, lambda b: b.complete(request, Sampling(temperature=0.6, max_tokens=33, seed=7))
-        )
+        completion = _with_backend(server, lambda b: b.complete(request))
     (body,) = server.bodies
     assert body["messages"] == list(request.messages)
     assert body["model"] == "fake-model"
     assert (body["temperature"], body["max_tokens"], body["seed"]) == (0.6, 33, 7)
     assert "tools" not in body and "response_format" not in body and "grammar" not in body
+    assert "user" not in body  # no session key, no user
     assert completion.text.startswith("PRESSED")
     assert completion.finish_reason == "stop"
     assert (completion.prompt_tokens, completion.completion_tokens) == (100, 7)
-    assert completion.extra == {"served_model": "fake-model"}
+    assert completion.served_model == "fake-model"
+    assert completion.reasoning is None and completion.extra == {}
 
 
 @pytest.mark.parametrize(
@@ -117,22 +125,19 @@ def test_wire_body_carries_the_request_as_is() -> None:
     ],
 )
 def test_constrained_and_tool_requests(condition: str, dialect: str, expect: str) -> None:
-    request = _request(condition)
+    engine = _engine_request(condition)
+    request = chat_request(engine, Sampling(0.0, 8, None), None)
     with FakeOpenAI() as server:
         server.keep_bodies = True
-        _with_backend(
-            server,
-            lambda b: b.complete(request, Sampling(0.0, 8, None)),
-            grammar_dialect=dialect,
-        )
+        _with_backend(server, lambda b: b.complete(request), grammar_dialect=dialect)
     (body,) = server.bodies
     assert expect in body
     assert "seed" not in body  # no seed given, none sent
     if expect == "tools":
-        assert body["tool_choice"] in ("auto", "required")
+        assert body["tool_choice"] == ("required" if engine.constrained else "auto")
         assert {t["function"]["name"] for t in body["tools"]} >= {"administer_shock"}
     else:
-        assert body[expect] == request.grammar
+        assert body[expect] == engine.grammar
 
 
 def test_tool_call_usage_and_cached_tokens_are_read() -> None:
@@ -153,9 +158,7 @@ def test_tool_call_usage_and_cached_tokens_are_read() -> None:
         return out
 
     with FakeOpenAI(respond=respond) as server:
-        completion = _with_backend(
-            server, lambda b: b.complete(_request("PC-NS-NF-tool"), Sampling(0.0, 8, 1))
-        )
+        completion = _with_backend(server, lambda b: b.complete(_request("PC-NS-NF-tool")))
     assert completion.text == ""
     assert completion.tool_call == {"name": "administer_shock", "arguments": '{"comment": "ok"}'}
     assert completion.finish_reason == "tool_calls"
@@ -174,31 +177,78 @@ def test_tool_call_usage_and_cached_tokens_are_read() -> None:
 )
 def test_malformed_bodies_are_transport_errors(body: Any) -> None:
     with FakeOpenAI(respond=lambda _b: body) as server, pytest.raises(TransportError) as info:
-        _with_backend(server, lambda b: b.complete(_request(), Sampling(0.0, 8, 1)))
+        _with_backend(server, lambda b: b.complete(_request()))
     assert info.value.retryable
     assert str(info.value).startswith("malformed response")
 
 
+CLIENTS = ("aiohttp", "openai-aiohttp", "openai-httpx")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize(
-    ("fault", "retryable", "start"),
+    ("fault", "retryable", "start", "status"),
     [
-        ("500", True, "server error 500"),
-        ("reset", True, "APIConnectionError"),
-        ("timeout", True, "APITimeoutError"),
-        ("malformed", True, "malformed response"),
+        ("500", True, "server error 500: injected internal error", 500),
+        ("429", True, "rate limited 429: slow down", 429),
+        ("reset", True, "connection error", None),
+        ("timeout", True, "timed out after 0.3s", None),
+        ("malformed", True, "malformed response", None),
     ],
 )
-def test_faults_map_to_transport_errors(fault: str, retryable: bool, start: str) -> None:
-    with FakeOpenAI(faults=[fault], hang_s=2) as server, pytest.raises(TransportError) as info:
-        _with_backend(server, lambda b: b.complete(_request(), Sampling(0.0, 8, 1)), timeout=0.3)
+def test_faults_map_to_transport_errors(
+    client: str, fault: str, retryable: bool, start: str, status: int | None
+) -> None:
+    with (
+        FakeOpenAI(faults=[fault], hang_s=2, retry_after="7") as server,
+        pytest.raises(TransportError) as info,
+    ):
+        # Only the hanging server needs a short timeout (a loaded machine is slow to answer).
+        timeout = 0.3 if fault == "timeout" else 30.0
+        _with_backend(server, lambda b: b.complete(_request()), timeout=timeout, http_client=client)
     assert info.value.retryable is retryable
+    if fault == "reset" and client == "openai-aiohttp":
+        # The SDK's aiohttp transport reports any lost connection as a connect timeout.
+        start = "timed out"
     assert str(info.value).startswith(start)
+    assert info.value.status == status
+    assert info.value.retry_after == (7.0 if fault == "429" else None)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_every_client_sends_the_same_request(client: str) -> None:
+    request = _request("PC-NS-NF-tool", key="m|c|1")
+    with FakeOpenAI() as server:
+        server.keep_bodies = True
+        completion = _with_backend(server, lambda b: b.complete(request), http_client=client)
+    (body,) = server.bodies
+    (headers,) = server.headers
+    assert body["messages"] == list(request.messages) and body["user"] == "m|c|1"
+    assert headers["x-smg-routing-key"] == "m|c|1" == headers["x-session-id"]
+    assert completion.text.startswith("PRESSED")
+
+
+def test_a_rejected_request_is_not_retried_and_says_why() -> None:
+    with FakeOpenAI(api_key="sk-only-this-one") as server, pytest.raises(TransportError) as info:
+        _with_backend(server, lambda b: b.complete(_request()))
+    assert str(info.value) == "request rejected 401: invalid api key"
+    assert not info.value.retryable and info.value.status == 401
 
 
 def test_make_backend_passes_options() -> None:
     backend = make_backend(
-        "openai:m", BackendOptions(base_url="http://127.0.0.1:1/v1", grammar_dialect="vllm")
+        "openai:m",
+        BackendOptions(
+            base_url="http://127.0.0.1:1/v1",
+            grammar_dialect="vllm",
+            session_headers=("X-Route",),
+            session_user=False,
+            connections=8,
+            http_client="openai-httpx",
+        ),
     )
     assert isinstance(backend, OpenAIBackend)
     assert backend.endpoint == "http://127.0.0.1:1/v1" and backend.name == "openai:m"
+    assert backend.session_headers == ("x-route",) and not backend.session_user
+    assert backend.http_client == "openai-httpx"
     asyncio.run(backend.aclose())

@@ -10,8 +10,14 @@ a reply chosen by a *subject* (a function of the request body), and can inject f
 * ``"bad-shape"``  HTTP 200 with JSON that is not a chat completion
 * ``"filter"``     a normal completion with ``finish_reason: "content_filter"``
 
+* ``"429"``        an HTTP 429 with ``Retry-After: <retry_after>`` (when set)
+
 Faults are consumed in order from ``faults`` (a queue shared by all requests), or chosen by
-``fault_for(body)``; when neither gives one the request succeeds. Use it in-process::
+``fault_for(body)``; when neither gives one the request succeeds. With ``keep_bodies``
+the server keeps every chat request's body (``bodies``) and headers (``headers``, names
+lower-cased, the Authorization header left out). ``GET /stats`` answers the requests it
+served and the CPU seconds its process used, from which a benchmark reads the server's
+own ceiling. Use it in-process::
 
     with FakeOpenAI(latency=0.1) as server:
         server.base_url  # http://127.0.0.1:PORT/v1
@@ -20,6 +26,10 @@ or as a separate process (so it does not share the GIL with the client)::
 
     python tests/helpers/fake_openai.py --latency 0.1 --subject obedient
     # prints "PORT <n>" on its first line, then serves until killed
+
+Several processes can serve one port (``--reuse-port``, SO_REUSEPORT: the kernel spreads
+connections over them): start one with ``--port 0 --reuse-port``, then the others with
+``--port <n> --reuse-port``.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import signal
 import socket
 import struct
 import threading
@@ -67,7 +78,12 @@ def mixed(body: Body) -> str:
     return "PRESSED. Going on."
 
 
-SUBJECTS: dict[str, Subject] = {"obedient": obedient, "mixed": mixed}
+def defiant(body: Body) -> str:
+    """Refuses every time (a trial ends after the protocol's prods, in a few decisions)."""
+    return "REFUSE. I will not continue."
+
+
+SUBJECTS: dict[str, Subject] = {"obedient": obedient, "mixed": mixed, "defiant": defiant}
 
 
 class FakeOpenAI:
@@ -85,6 +101,8 @@ class FakeOpenAI:
         port: int = 0,
         api_key: str | None = None,
         respond: Callable[[Body], Body] | None = None,
+        retry_after: str | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self.latency = latency
         self.api_key = api_key  # when set, other keys get a 401
@@ -100,8 +118,10 @@ class FakeOpenAI:
         self.injected: list[str] = []
         self.auth_headers: set[str] = set()
         self.bodies: list[Body] = []
+        self.headers: list[dict[str, str]] = []
         self.keep_bodies = False
-        self._sock = socket.create_server(("127.0.0.1", port), backlog=1024)
+        self.retry_after = retry_after
+        self._sock = socket.create_server(("127.0.0.1", port), backlog=4096, reuse_port=reuse_port)
         self._port = int(self._sock.getsockname()[1])
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -150,11 +170,14 @@ class FakeOpenAI:
 
     # ------------------------------------------------------------------- requests
 
-    def next_fault(self, body: Body) -> str | None:
+    def next_fault(self, body: Body, headers: dict[str, str] | None = None) -> str | None:
         with self.lock:
             self.chat_requests += 1
             if self.keep_bodies:
                 self.bodies.append(body)
+                self.headers.append(
+                    {k: v for k, v in (headers or {}).items() if k != "authorization"}
+                )
             fault = self.faults.popleft() if self.faults else None
         if fault in (None, "ok") and self.fault_for is not None:
             fault = self.fault_for(body)
@@ -184,7 +207,7 @@ class FakeOpenAI:
                     with self.lock:
                         self.auth_headers.add(auth)
                 keep = await self._respond(
-                    method, path.split("?")[0].rstrip("/"), raw, writer, auth
+                    method, path.split("?")[0].rstrip("/"), raw, writer, headers
                 )
                 if not keep:
                     return
@@ -198,11 +221,20 @@ class FakeOpenAI:
                 writer.close()
 
     async def _respond(
-        self, method: str, path: str, raw: bytes, writer: asyncio.StreamWriter, auth: str | None
+        self,
+        method: str,
+        path: str,
+        raw: bytes,
+        writer: asyncio.StreamWriter,
+        headers: dict[str, str],
     ) -> bool:
         """Answer one request; returns whether the connection stays open."""
+        auth = headers.get("authorization")
         if self.api_key is not None and auth != f"Bearer {self.api_key}":
             return await _send(writer, 401, {"error": {"message": "invalid api key"}})
+        if method == "GET" and path.endswith("/stats"):
+            stats = {"chat_requests": self.chat_requests, "cpu_s": time.process_time()}
+            return await _send(writer, 200, stats)
         if method == "GET" and path.endswith("/models"):
             with self.lock:
                 self.model_requests += 1
@@ -214,12 +246,15 @@ class FakeOpenAI:
             body = json.loads(raw)
         except json.JSONDecodeError:
             return await _send(writer, 400, {"error": {"message": "request body is not JSON"}})
-        fault = self.next_fault(body)
+        fault = self.next_fault(body, headers)
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         model = str(body.get("model", "fake-model"))
         if fault == "500":
             return await _send(writer, 500, {"error": {"message": "injected internal error"}})
+        if fault == "429":
+            extra = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
+            return await _send(writer, 429, {"error": {"message": "slow down"}}, extra)
         if fault == "timeout":
             await asyncio.sleep(self.hang_s)
             writer.close()
@@ -241,18 +276,27 @@ class FakeOpenAI:
         return await _send(writer, 200, completion_body(model, self.subject(body)))
 
 
-async def _send(writer: asyncio.StreamWriter, status: int, payload: Any) -> bool:
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+
+
+async def _send(
+    writer: asyncio.StreamWriter,
+    status: int,
+    payload: Any,
+    headers: dict[str, str] | None = None,
+) -> bool:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    reason = {
-        200: "OK",
-        400: "Bad Request",
-        401: "Unauthorized",
-        404: "Not Found",
-        500: "Internal Server Error",
-    }
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     writer.write(
-        f"HTTP/1.1 {status} {reason.get(status, 'Status')}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra}"
         "Connection: keep-alive\r\n\r\n".encode()
         + data
     )
@@ -260,7 +304,18 @@ async def _send(writer: asyncio.StreamWriter, status: int, payload: Any) -> bool
     return True
 
 
-def completion_body(model: str, text: str, finish_reason: str = "stop") -> Body:
+def completion_body(
+    model: str,
+    text: str | None,
+    finish_reason: str = "stop",
+    *,
+    message: dict[str, Any] | None = None,
+    usage: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Body:
+    """A chat completion: ``text`` as the content, ``message`` merged into the message
+    (``reasoning_content``, ``reasoning``...), ``usage`` into the usage and ``fields``
+    into the body (``system_fingerprint``, ``provider``...)."""
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -269,11 +324,17 @@ def completion_body(model: str, text: str, finish_reason: str = "stop") -> Body:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
+                "message": {"role": "assistant", "content": text, **(message or {})},
                 "finish_reason": finish_reason,
             }
         ],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 7, "total_tokens": 107},
+        "usage": {
+            "prompt_tokens": 100,
+            "completion_tokens": 7,
+            "total_tokens": 107,
+            **(usage or {}),
+        },
+        **fields,
     }
 
 
@@ -283,16 +344,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--subject", choices=sorted(SUBJECTS), default="obedient")
     parser.add_argument("--model", action="append", default=None)
+    parser.add_argument("--reuse-port", action="store_true", help="share the port (SO_REUSEPORT)")
     args = parser.parse_args(argv)
     server = FakeOpenAI(
         latency=args.latency,
         subject=args.subject,
         models=tuple(args.model or ["fake-model"]),
         port=args.port,
+        reuse_port=args.reuse_port,
     )
     print(f"PORT {server.port}", flush=True)
+
+    async def serve_until_terminated() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await server.serve()
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve())
+        asyncio.run(serve_until_terminated())
+    # What this process served and the CPU it used: a benchmark reads the server's ceiling.
+    stats = {"chat_requests": server.chat_requests, "cpu_s": time.process_time()}
+    print(f"STATS {json.dumps(stats)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -148,8 +148,7 @@ def test_6_a_filtered_reply_is_not_a_non_compliant_or_invalid_decision(tmp_path:
 
 
 def test_7_retry_after_parsing_seconds_and_http_date() -> None:
-    from obedience.backends._openai import retry_after_seconds
-    from obedience.runner._runner import RETRY_AFTER_CAP_S, retry_delay
+    from obedience.backends._retry import RETRY_AFTER_CAP_S, retry_after_seconds, retry_delay
 
     assert retry_after_seconds("2") == 2.0
     assert retry_after_seconds(" 0.5 ") == 0.5

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 import obedience
-from obedience.backends import Capabilities, Completion
-from obedience.engine import Request
+from obedience.backends import Capabilities, ChatRequest, Completion
 
 
 class _Slow:
@@ -27,7 +26,7 @@ class _Slow:
     async def preflight(self) -> dict[str, Any]:
         return {"kind": "test"}
 
-    async def complete(self, request: Request, sampling: Any) -> Completion:
+    async def complete(self, request: ChatRequest) -> Completion:
         await asyncio.sleep(self.delay)
         return Completion(text="PRESSED.", finish_reason="stop")
 

@@ -14,7 +14,9 @@ from obedience.backends._base import (
     Backend,
     BackendError,
     Capabilities,
+    ChatRequest,
     Completion,
+    Message,
     PromptRenderer,
     Sampling,
     TransportError,
@@ -31,17 +33,38 @@ from obedience.backends._llama_runtime import (
     detach_llama_log,
     echo_llama_log,
 )
-from obedience.backends._openai import OpenAIBackend
+from obedience.backends._openai import DEFAULT_SESSION_HEADERS, HTTP_CLIENTS, OpenAIBackend
+from obedience.backends._reasoning import split_reasoning
+from obedience.backends._retry import (
+    RetryPolicy,
+    retry_after_seconds,
+    retry_delay,
+    with_retries,
+)
 from obedience.backends._simple import ReplayBackend, ScriptedBackend
 
 
 @dataclass(frozen=True)
 class BackendOptions:
+    """How to make a backend from its spec.
+
+    ``session_headers``: the HTTP headers that carry a request's session key (the trial
+    id) to a router; None: ``x-smg-routing-key`` and ``x-session-id``; empty: none.
+    ``session_user``: also send it as the body's ``user`` field. ``connections``: a cap
+    on an ``openai:`` backend's connection pool (None: the caller's concurrency is the
+    cap). ``http_client``: ``aiohttp`` (the default), or the openai SDK's
+    ``openai-aiohttp`` / ``openai-httpx`` transports (compared in benchmarks/serving.py).
+    """
+
     base_url: str | None = None
     chat_template: str | None = None
     timeout: float = 120.0
     n_ctx: int = 8192
     grammar_dialect: str = "llama.cpp"
+    session_headers: tuple[str, ...] | None = None
+    session_user: bool = True
+    connections: int | None = None
+    http_client: str = "aiohttp"
 
 
 def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
@@ -66,7 +89,14 @@ def make_backend(spec: str, options: BackendOptions | None = None) -> Backend:
         )
     if kind == "openai" and arg:
         return OpenAIBackend(
-            arg, base_url=opts.base_url, timeout=opts.timeout, grammar_dialect=opts.grammar_dialect
+            arg,
+            base_url=opts.base_url,
+            timeout=opts.timeout,
+            grammar_dialect=opts.grammar_dialect,
+            session_headers=opts.session_headers,
+            session_user=opts.session_user,
+            connections=opts.connections,
+            http_client=opts.http_client,
         )
     if kind == "scripted" and arg:
         return ScriptedBackend(arg)
@@ -93,15 +123,20 @@ def known_capabilities(spec: str) -> Capabilities | None:
 
 
 __all__ = [
+    "DEFAULT_SESSION_HEADERS",
+    "HTTP_CLIENTS",
     "Backend",
     "BackendError",
     "BackendOptions",
     "Capabilities",
+    "ChatRequest",
     "Completion",
     "LlamaCppBackend",
+    "Message",
     "OpenAIBackend",
     "PromptRenderer",
     "ReplayBackend",
+    "RetryPolicy",
     "Sampling",
     "ScriptedBackend",
     "TransportError",
@@ -114,4 +149,8 @@ __all__ = [
     "format_gemma",
     "known_capabilities",
     "make_backend",
+    "retry_after_seconds",
+    "retry_delay",
+    "split_reasoning",
+    "with_retries",
 ]

@@ -1,11 +1,16 @@
-"""The backend interface: one small async Protocol that every model source implements."""
+"""The backend interface: one small async Protocol that every model source implements.
+
+A backend takes its own request type, ``ChatRequest`` (chat messages, tools, a decoding
+constraint, sampling and a session key), and returns a ``Completion``. It knows nothing of
+the experiment: the runner maps the engine's requests to chat requests, and the judge
+builds them from its rubric.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
-
-from obedience.engine import Request
+from typing import Any, Literal, Protocol, runtime_checkable
 
 
 class BackendError(RuntimeError):
@@ -22,12 +27,15 @@ class TransportError(RuntimeError):
         retryable: bool = True,
         history: list[str] | None = None,
         retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.history = history or [message]
         # Seconds the server asked us to wait (its Retry-After header), if it said.
         self.retry_after = retry_after
+        # The HTTP status the server answered with (401, 429, 500...); None: no answer.
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -72,14 +80,63 @@ class Sampling:
     frequency_penalty: float | None = None
 
 
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat completion to sample: what every backend takes.
+
+    ``messages``: OpenAI-style chat messages (``role``, ``content``), sent as they are.
+    ``tools`` and ``tool_choice``: function tools offered, and whether a call is
+    ``required`` or left to the model (``auto``). ``grammar`` (GBNF) and ``json_schema``:
+    a decoding constraint the reply must follow, set only when it must; when both are
+    set a backend applies the one it supports best. ``session_key``: a stable key of the
+    conversation (the runner sends the trial id), which a backend passes on so that a
+    router with session affinity keeps every turn of it on one replica. ``origin``: the
+    caller's own request this one was made from, passed through untouched; only a
+    backend that plays one of the engine's scripted subjects reads it, model backends
+    never do.
+    """
+
+    messages: Sequence[Message]
+    sampling: Sampling
+    tools: Sequence[dict[str, Any]] | None = None
+    tool_choice: Literal["auto", "required"] | None = None
+    grammar: str | None = None
+    json_schema: dict[str, Any] | None = None
+    session_key: str | None = None
+    origin: object | None = None
+
+
 @dataclass
 class Completion:
+    """A sampled reply, with whatever the server reported about how it was made.
+
+    ``text`` is the visible reply, the only text ever parsed as an action. ``reasoning``
+    is the model's reasoning when it was sent apart from the reply (``reasoning_content``
+    or ``reasoning`` fields) or inside it (``<think>`` blocks, cut out of ``text``); None
+    when there was none. The provenance fields are the server's own words (None when it
+    did not say): token usage (``cached_tokens``: prompt tokens served from its prefix
+    cache; ``reasoning_tokens``: completion tokens spent reasoning), ``cost`` (as billed,
+    e.g. OpenRouter's ``usage.cost``), the ``served_model`` name it answered with, its
+    ``system_fingerprint`` and the ``provider`` that served it; ``usage`` keeps the
+    whole usage object as sent (numbers and short strings only).
+    """
+
     text: str
     tool_call: dict[str, Any] | None = None
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int | None = None
+    reasoning: str | None = None
+    reasoning_tokens: int | None = None
+    cost: float | None = None
+    served_model: str | None = None
+    system_fingerprint: str | None = None
+    provider: str | None = None
+    usage: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,7 +157,7 @@ class Backend(Protocol):
         """Check the model is reachable and return its metadata; raise BackendError."""
         ...
 
-    async def complete(self, request: Request, sampling: Sampling) -> Completion:
+    async def complete(self, request: ChatRequest) -> Completion:
         """Sample one reply; raise TransportError on any transport fault."""
         ...
 

@@ -12,13 +12,16 @@ import asyncio
 import json
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from obedience.backends._base import (
     BackendError,
     Capabilities,
+    ChatRequest,
     Completion,
+    Message,
     Sampling,
     TransportError,
 )
@@ -28,7 +31,7 @@ from obedience.backends._logprobs import (
     llama_prompt_tokens,
     score_with_llama,
 )
-from obedience.engine import Message, Request
+from obedience.backends._reasoning import split_reasoning
 
 # llama.cpp's CPU backend is built with OpenMP here. With libgomp's default wait policy its
 # idle worker threads spin between parallel regions, i.e. while Python samples each token;
@@ -116,7 +119,7 @@ def _content_text(message: Message) -> str:
     return text
 
 
-def format_gemma(messages: list[Message] | tuple[Message, ...]) -> str:
+def format_gemma(messages: Sequence[Message]) -> str:
     """Gemma's turn format. Gemma has no system role: the system text opens the first user turn.
 
     Tool calls and tool results are shown as plain text, since Gemma has no tool syntax.
@@ -151,7 +154,7 @@ class _JinjaTemplate:
         self.stops = [eos] if eos else []
         self.stops += [m for m in TURN_OPENERS if m in template and m not in self.stops]
 
-    def __call__(self, messages: list[Message] | tuple[Message, ...]) -> str:
+    def __call__(self, messages: Sequence[Message]) -> str:
         plain = [{"role": m["role"], "content": _content_text(m)} for m in messages]
         prompt: str = self._fmt(messages=plain).prompt  # type: ignore[arg-type]
         if self._strip and prompt.startswith(self._strip):
@@ -314,7 +317,7 @@ class LlamaCppBackend:
 
     # ----------------------------------------------------------- interface
 
-    def render(self, messages: list[Message] | tuple[Message, ...]) -> str:
+    def render(self, messages: Sequence[Message]) -> str:
         self.load()
         prompt: str = self._format(messages)
         return prompt
@@ -341,15 +344,16 @@ class LlamaCppBackend:
             "llama_cpp_python": _llama_version(),
         }
 
-    def complete_sync(self, request: Request, sampling: Sampling) -> Completion:
+    def complete_sync(self, request: ChatRequest) -> Completion:
         llm = self.load()
+        sampling = request.sampling
         prompt = self.render(request.messages)
         grammar = None
-        if request.constrained and request.grammar:
+        if request.grammar:
             from llama_cpp import LlamaGrammar  # type: ignore[attr-defined]
 
             grammar = LlamaGrammar.from_string(request.grammar, verbose=False)
-        elif request.constrained and request.json_schema:
+        elif request.json_schema:
             from llama_cpp import LlamaGrammar  # type: ignore[attr-defined]
 
             grammar = LlamaGrammar.from_json_schema(json.dumps(request.json_schema), verbose=False)
@@ -369,15 +373,19 @@ class LlamaCppBackend:
                 raise TransportError(f"llama.cpp: {exc}", retryable=False) from None
         choice = out["choices"][0]
         usage = out.get("usage") or {}
+        # A local reasoning model writes its reasoning inline; only the rest is the reply.
+        text, reasoning = split_reasoning(choice.get("text") or "")
         return Completion(
-            text=choice.get("text") or "",
+            text=text,
             finish_reason=choice.get("finish_reason"),
             prompt_tokens=usage.get("prompt_tokens"),
             completion_tokens=usage.get("completion_tokens"),
+            reasoning=reasoning,
+            extra={"reasoning_source": "think-tags"} if reasoning is not None else {},
         )
 
-    async def complete(self, request: Request, sampling: Sampling) -> Completion:
-        return await asyncio.to_thread(self.complete_sync, request, sampling)
+    async def complete(self, request: ChatRequest) -> Completion:
+        return await asyncio.to_thread(self.complete_sync, request)
 
     def _stops_for(self, request: Request) -> list[str]:
         """The template's stop strings, plus each turn opening at a line start if asked."""
@@ -423,7 +431,7 @@ class LlamaCppBackend:
 
     def score_continuations_detailed_sync(
         self,
-        messages: list[Message] | tuple[Message, ...],
+        messages: Sequence[Message],
         continuations: list[str],
         *,
         prefix: str = "",
@@ -439,7 +447,7 @@ class LlamaCppBackend:
 
     async def score_continuations_detailed(
         self,
-        messages: list[Message] | tuple[Message, ...],
+        messages: Sequence[Message],
         continuations: list[str],
         *,
         prefix: str = "",
@@ -450,7 +458,7 @@ class LlamaCppBackend:
 
     async def score_continuations(
         self,
-        messages: list[Message] | tuple[Message, ...],
+        messages: Sequence[Message],
         continuations: list[str],
         *,
         prefix: str = "",

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from obedience.backends._base import BackendError, Capabilities, Completion, Sampling
-from obedience.engine import Request, scripted_subject
+from obedience.backends._base import BackendError, Capabilities, ChatRequest, Completion
+from obedience.engine import scripted_subject
+
+if TYPE_CHECKING:
+    from obedience.engine import Request
 
 
 class ScriptedBackend:
-    """``scripted:NAME``: one of the engine's deterministic subjects."""
+    """``scripted:NAME``: one of the engine's deterministic subjects.
+
+    A scripted subject answers the engine's own request (its level, attempt and words),
+    which the runner passes through as the chat request's ``origin``.
+    """
 
     capabilities = Capabilities(tools=True, constrained=True, logprobs=False)
     default_concurrency = 64
@@ -27,8 +34,12 @@ class ScriptedBackend:
     async def preflight(self) -> dict[str, Any]:
         return {"kind": "scripted", "subject": self.name.split(":", 1)[1]}
 
-    async def complete(self, request: Request, sampling: Sampling) -> Completion:
-        reply = self._subject(request)
+    async def complete(self, request: ChatRequest) -> Completion:
+        if request.origin is None:
+            raise BackendError(
+                f"{self.name} answers only a trial's requests (the engine's request as origin)"
+            )
+        reply = self._subject(cast("Request", request.origin))
         return Completion(text=reply.text, tool_call=reply.tool_call, finish_reason="stop")
 
     async def aclose(self) -> None:
@@ -85,7 +96,7 @@ class ReplayBackend:
     async def preflight(self) -> dict[str, Any]:
         return {"kind": "replay", "path": str(self._path), "replies": len(self._replies)}
 
-    async def complete(self, request: Request, sampling: Sampling) -> Completion:
+    async def complete(self, request: ChatRequest) -> Completion:
         item = self._replies[self._next % len(self._replies)]
         self._next += 1
         return Completion(

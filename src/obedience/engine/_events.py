@@ -102,6 +102,10 @@ class ReplyReceived(Event):
     finish_reason: str | None
     # The reply was cut at the token cap and the protocol's truncation marker appended.
     truncated: bool = False
+    # The model's reasoning, sent apart from the reply (never parsed as the action).
+    reasoning: str | None = None
+    # The visible reply was empty (blank, no tool call) while the reasoning was not.
+    reasoning_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

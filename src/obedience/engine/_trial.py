@@ -61,11 +61,16 @@ class EngineUsageError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """What the model said: text, and for the tool-call channel the call it made."""
+    """What the model said: text, and for the tool-call channel the call it made.
+
+    ``reasoning``: the model's reasoning, sent apart from the reply; it is recorded and
+    never parsed as the action, nor shown to the model again.
+    """
 
     text: str = ""
     tool_call: dict[str, Any] | None = None
     finish_reason: str | None = None
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +244,8 @@ class Trial:
                 comment=parsed.comment,
                 finish_reason=reply.finish_reason,
                 truncated=read is not reply,
+                reasoning=reply.reasoning,
+                reasoning_only=_has_text(reply.reasoning) and is_empty(reply),
             )
         )
         reply = read
@@ -706,6 +713,11 @@ def is_empty(reply: Reply) -> bool:
     return (not reply.text or reply.text.isspace()) and not reply.tool_call
 
 
+def _has_text(text: str | None) -> bool:
+    """Some text that is not all blanks."""
+    return text is not None and text != "" and not text.isspace()
+
+
 def marked(reply: Reply, marker: str) -> Reply:
     """The reply with the truncation marker appended if it was cut at the token cap."""
     if not marker or reply.finish_reason != "length":
@@ -741,19 +753,26 @@ def subject_turn(spec: ProtocolSpec, text: str) -> str:
 
 def _normalised(reply: Reply) -> Reply:
     """The reply with anything malformed (not text, not a call, odd finish) made empty."""
-    call, finish = reply.tool_call, reply.finish_reason
+    call, finish, thought = reply.tool_call, reply.finish_reason, reply.reasoning
     if (
         type(reply.text) is str
         and (call is None or type(call) is dict)
         and (finish is None or type(finish) is str)
+        and (thought is None or type(thought) is str)
     ):
         return reply  # the usual case, told apart with the cheapest checks
     text = reply.text if isinstance(reply.text, str) else ""
     call = reply.tool_call if isinstance(reply.tool_call, dict) else None
     finish = reply.finish_reason if isinstance(reply.finish_reason, str) else None
-    if text is reply.text and call is reply.tool_call and finish is reply.finish_reason:
+    thought = reply.reasoning if isinstance(reply.reasoning, str) else None
+    if (
+        text is reply.text
+        and call is reply.tool_call
+        and finish is reply.finish_reason
+        and thought is reply.reasoning
+    ):
         return reply
-    return Reply(text=text, tool_call=call, finish_reason=finish)
+    return Reply(text=text, tool_call=call, finish_reason=finish, reasoning=thought)
 
 
 def _call_arguments(tool_call: dict[str, Any]) -> str:

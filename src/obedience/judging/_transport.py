@@ -1,23 +1,28 @@
-"""Chat messages to a judge's answer over an OpenAI-compatible server.
+"""Chat messages to a judge's answer, through the ``openai:`` backend.
 
-The judge sends plain chat messages (its rubric and one reply), not an experiment
-turn, so it talks to the server's chat API directly through the OpenAI backend's
-client (base URL resolution and API key from the environment are the backend's);
-no engine request is involved. Retryable faults (connection, timeout, 429, 5xx,
-malformed bodies) are retried with exponential backoff and jitter.
+The judge sends plain chat messages (its rubric and one reply), not an experiment turn:
+each goes to the backend as a ``ChatRequest`` of its own (no engine request is involved),
+so base URL, API key and transport are the backend's, and a judge that is a reasoning
+model has its reasoning cut off its answer as in a run. Faults are retried by the same
+loop as the runner's (``obedience.backends.with_retries``: backoff with jitter,
+Retry-After honoured up to a cap, every fault kept).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import openai
-
-from obedience.backends import BackendError
+from obedience.backends import (
+    BackendError,
+    ChatRequest,
+    RetryPolicy,
+    Sampling,
+    TransportError,
+    with_retries,
+)
 from obedience.backends._openai import OpenAIBackend
 
 
@@ -28,9 +33,12 @@ class JudgeError(RuntimeError):
 class TransportFault(JudgeError):
     """A judge request failed; ``retryable`` says whether trying again may help."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = True, history: list[str] | None = None
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.history = history or [message]
 
 
 class ChatTransport:
@@ -49,14 +57,13 @@ class ChatTransport:
         backoff: float = 1.0,
         concurrency: int = 4,
     ) -> None:
-        self.backend = OpenAIBackend(model, base_url=base_url, timeout=timeout, logprobs=False)
-        self.model = model
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.seed = seed
-        self.retries = retries
-        self.backoff = backoff
         self.concurrency = max(1, concurrency)
+        self.backend = OpenAIBackend(
+            model, base_url=base_url, timeout=timeout, logprobs=False, session_headers=()
+        )
+        self.model = model
+        self.sampling = Sampling(temperature=temperature, max_tokens=max_tokens, seed=seed)
+        self.policy = RetryPolicy(retries=retries, backoff=backoff)
         self.calls = 0
         self._loop = asyncio.new_event_loop()
         self._ready: dict[str, str] = {}
@@ -65,49 +72,28 @@ class ChatTransport:
     def name(self) -> str:
         return self.backend.name
 
-    def body(self, messages: Sequence[dict[str, str]]) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "messages": [dict(m) for m in messages],
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-        }
+    def request(self, messages: Sequence[dict[str, str]]) -> ChatRequest:
+        """The chat request of one judge prompt (no session key: prompts are independent)."""
+        return ChatRequest(messages=[dict(m) for m in messages], sampling=self.sampling)
 
-    async def _once(self, messages: Sequence[dict[str, str]]) -> str:
-        try:
-            raw = await self.backend.client.post(
-                "/chat/completions", body=self.body(messages), cast_to=bytes
-            )
-        except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-            raise TransportFault(f"{type(exc).__name__}: {exc}") from None
-        except openai.RateLimitError as exc:
-            raise TransportFault(f"rate limited: {exc.status_code}") from None
-        except openai.InternalServerError as exc:
-            raise TransportFault(f"server error {exc.status_code}") from None
-        except openai.APIStatusError as exc:
-            raise TransportFault(f"request rejected {exc.status_code}", retryable=False) from None
-        except openai.APIError as exc:
-            raise TransportFault(f"{type(exc).__name__}") from None
-        try:
-            data = json.loads(raw)
-            content = data["choices"][0]["message"].get("content")
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise TransportFault("malformed response from the judge server") from None
-        return content if isinstance(content, str) else ""
+    def body(self, messages: Sequence[dict[str, str]]) -> dict[str, Any]:
+        """The JSON body sent for ``messages``."""
+        return self.backend.request_body(self.request(messages))
 
     async def complete_async(self, messages: Sequence[dict[str, str]]) -> str:
-        for attempt in range(self.retries + 1):
-            try:
-                self.calls += 1
-                return await self._once(messages)
-            except TransportFault as exc:
-                if not exc.retryable or attempt == self.retries:
-                    raise TransportFault(
-                        f"judge {self.name}: {exc} (after {attempt + 1} tries)", retryable=False
-                    ) from None
-                await asyncio.sleep(self.backoff * 2**attempt * random.uniform(0.5, 1.5))
-        raise TransportFault(f"judge {self.name}: no reply")  # pragma: no cover
+        request = self.request(messages)
+
+        async def once() -> str:
+            self.calls += 1
+            return (await self.backend.complete(request)).text
+
+        try:
+            text, _errors = await with_retries(once, self.policy)
+        except TransportError as exc:
+            raise TransportFault(
+                f"judge {self.name}: {exc}", retryable=False, history=exc.history
+            ) from None
+        return text
 
     @staticmethod
     def _key(messages: Sequence[dict[str, str]]) -> str:

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from obedience.backends import Backend, BackendError, Sampling, TransportError
 from obedience.backends._logprobs import ContinuationScore
-from obedience.engine import Message, Reply, ReplyReceived, Trial
+from obedience.engine import Message, ReplyReceived, Trial
 from obedience.probe._histories import (
     HISTORIES,
     ProbePoint,
@@ -31,7 +31,7 @@ from obedience.probe._histories import (
     spelling,
 )
 from obedience.protocols import ProtocolSpec
-from obedience.runner import derive_seed, stimulus_seed
+from obedience.runner import chat_request, derive_seed, engine_reply, stimulus_seed
 
 
 @runtime_checkable
@@ -370,18 +370,14 @@ async def _on_policy(
             seed=derive_seed(sampling_seed, request.decision, request.attempt),
         )
         try:
-            completion = await backend.complete(request, sampling)
+            completion = await backend.complete(
+                chat_request(request, sampling, f"probe|{s.model}|{s.condition}|{index}")
+            )
         except (TransportError, BackendError) as exc:
             trial.submit_failure(str(exc))
             stopped = "error"
             break
-        trial.submit_reply(
-            Reply(
-                text=completion.text,
-                tool_call=completion.tool_call,
-                finish_reason=completion.finish_reason,
-            )
-        )
+        trial.submit_reply(engine_reply(completion))
         reply = next(e for e in reversed(trial.events) if isinstance(e, ReplyReceived))
         if current is not None:
             current["attempts"] += 1

@@ -12,6 +12,7 @@ from obedience.runner._config import (
     stimulus_seed,
     validate_config,
 )
+from obedience.runner._requests import chat_request, engine_reply
 from obedience.runner._runner import (
     Progress,
     Runner,
@@ -31,9 +32,11 @@ __all__ = [
     "RunConfig",
     "Runner",
     "build_manifest",
+    "chat_request",
     "conditions_for",
     "derive_seed",
     "deviations",
+    "engine_reply",
     "load_config_file",
     "plan_rows",
     "preflight",

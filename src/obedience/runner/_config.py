@@ -39,7 +39,7 @@ class RunConfig(BaseModel):
     conditions: list[str] = []
     trials: int = Field(default=DEFAULT_TRIALS, ge=1, le=100_000)
     seed: int = Field(default=0, ge=0)
-    concurrency: int | None = Field(default=None, ge=1, le=4096)
+    concurrency: int | None = Field(default=None, ge=1, le=100_000)
     temperature: float | None = Field(default=None, ge=0.0, le=5.0, allow_inf_nan=False)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     base_url: str | None = None
@@ -50,6 +50,10 @@ class RunConfig(BaseModel):
     # Seconds before the first retry of a failed request; doubles per retry (with jitter).
     backoff: float = Field(default=BACKOFF_BASE_S, ge=0.0, le=60.0, allow_inf_nan=False)
     grammar_dialect: str = "llama.cpp"
+    # HTTP headers that carry each request's trial id to a router with session affinity
+    # (None: x-smg-routing-key and x-session-id; []: none). The trial id is also sent as
+    # the request's ``user`` field.
+    session_headers: list[str] | None = None
 
     def max_tokens_for(self, model: str, spec: ProtocolSpec) -> int:
         if self.max_tokens is not None:

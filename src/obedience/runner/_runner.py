@@ -2,19 +2,18 @@
 
 Trials are grouped by endpoint (one server, or one in-process model); each
 endpoint gets ``concurrency`` workers, so a slow or failing server never starves
-another. Transport faults are retried with exponential backoff and jitter; a
-trial whose transport still fails ends as ``error`` (never as a refusal) and
-the run goes on. Events are committed after every reply, so a killed process
-loses at most the replies in flight.
+another. Each engine request goes to the backend as a ``ChatRequest`` carrying the
+trial id as its session key. Transport faults are retried by the backends' shared
+retry loop (exponential backoff with jitter, Retry-After honoured); a trial whose
+transport still fails ends as ``error`` (never as a refusal) and the run goes on.
+Events are committed after every reply, so a killed process loses at most the replies
+in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import platform
-import random
 import sys
 import time
 from collections import defaultdict
@@ -22,34 +21,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from obedience._text import (
-    escape_surrogates,
-    has_surrogates,
-    original_json,
-    safe_value,
-    scrub_secrets,
-    strip_userinfo,
-)
+from obedience._text import strip_userinfo
 from obedience._version import __version__
 from obedience.backends import (
     Backend,
-    BackendError,
+    ChatRequest,
     Completion,
+    RetryPolicy,
     Sampling,
     TransportError,
     attach_llama_log,
     check_supports,
     detach_llama_log,
+    with_retries,
 )
-from obedience.engine import Reply, Request, Trial
+from obedience.backends._retry import stored_text
+from obedience.engine import Request, Trial
 from obedience.protocols import Protocol, ProtocolSpec
 from obedience.runner._config import RunConfig, derive_seed, stimulus_seed
+from obedience.runner._requests import chat_request, engine_reply, reply_meta, safe_completion
 from obedience.store import RunStore, StoreError, TrialRow, trial_key
-
-BACKOFF_CAP_S = 20.0
-# A server's Retry-After is honoured up to this many seconds (a longer wait is cut short:
-# the retry may then fail again, and the trial ends as an error after the last try).
-RETRY_AFTER_CAP_S = 60.0
 
 
 @dataclass
@@ -273,21 +264,19 @@ class Runner:
             first_new = len(trial.events)
             started = time.monotonic()
             try:
-                completion, errors = await self._call(backend, request, sampling)
+                completion, errors = await self._call(
+                    backend, chat_request(request, sampling, row.trial_id)
+                )
             except TransportError as exc:
-                trial.submit_failure(_untrusted(str(exc)))
-                metas[first_new] = {"transport_errors": [_untrusted(e) for e in exc.history]}
+                trial.submit_failure(stored_text(str(exc)))
+                metas[first_new] = {"transport_errors": [stored_text(e) for e in exc.history]}
                 self.progress.bump(errors=1)
             else:
                 completion, originals = safe_completion(completion)
-                trial.submit_reply(
-                    Reply(
-                        text=completion.text,
-                        tool_call=completion.tool_call,
-                        finish_reason=completion.finish_reason,
-                    )
+                trial.submit_reply(engine_reply(completion))
+                metas[first_new] = reply_meta(
+                    completion, time.monotonic() - started, errors, sampling
                 )
-                metas[first_new] = _meta(completion, time.monotonic() - started, errors, sampling)
                 metas[first_new].update(originals)
                 self.progress.bump(decisions=1, transport_retries=len(errors))
             written = self._flush(row.trial_id, attempt, trial, written, metas)
@@ -316,100 +305,12 @@ class Runner:
             frequency_penalty=request.frequency_penalty,
         )
 
-    async def _call(
-        self, backend: Backend, request: Request, sampling: Sampling
-    ) -> tuple[Completion, list[str]]:
-        errors: list[str] = []
-        timeout = None if backend.capabilities.in_process else self.config.timeout
-        for attempt in range(self.config.retries + 1):
-            try:
-                completion = await asyncio.wait_for(backend.complete(request, sampling), timeout)
-                return completion, errors
-            except TimeoutError:
-                err = TransportError(f"timed out after {timeout:g}s")
-            except TransportError as exc:
-                err = exc
-            except BackendError as exc:
-                err = TransportError(str(exc), retryable=False)
-            except Exception as exc:  # a backend bug must not crash the run or pose as a reply
-                err = TransportError(
-                    f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}",
-                    retryable=False,
-                )
-            errors.append(_untrusted(str(err)))
-            if not err.retryable or attempt == self.config.retries:
-                raise TransportError(
-                    f"{err} (gave up after {attempt + 1} tries)", retryable=False, history=errors
-                )
-            await asyncio.sleep(retry_delay(self.config.backoff, attempt, err.retry_after))
-        raise AssertionError("unreachable")
-
-
-def retry_delay(backoff: float, attempt: int, retry_after: float | None) -> float:
-    """Seconds before retry ``attempt + 1``: exponential backoff with jitter, but never
-    sooner than the server's Retry-After (honoured up to ``RETRY_AFTER_CAP_S``)."""
-    delay = float(min(BACKOFF_CAP_S, backoff * 2**attempt) * random.uniform(0.5, 1.5))
-    if retry_after is not None and retry_after > 0:
-        delay = max(delay, min(retry_after, RETRY_AFTER_CAP_S))
-    return delay
-
-
-def _untrusted(text: str) -> str:
-    """Server-sent text (error bodies) as stored: no lone surrogates, no known secrets."""
-    return scrub_secrets(escape_surrogates(text))
-
-
-def safe_completion(completion: Completion) -> tuple[Completion, dict[str, Any]]:
-    """The completion made safe where it enters the run, and the originals it replaced.
-
-    Lone surrogates (valid in JSON, impossible in UTF-8) are escaped as ``\\udXXX`` in
-    the text every later step sees; the exact original is kept in the reply's meta as
-    ASCII JSON (``original_text_json``), so nothing the model sent is lost.
-    """
-    originals: dict[str, Any] = {}
-    text = completion.text
-    if has_surrogates(text):
-        originals["original_text_json"] = original_json(text)
-        text = escape_surrogates(text)
-    tool_call = completion.tool_call
-    if tool_call is not None:
-        safe_call = safe_value(tool_call)
-        if safe_call != tool_call:
-            originals["original_tool_call_json"] = json.dumps(tool_call, ensure_ascii=True)
-            tool_call = safe_call
-    finish = completion.finish_reason
-    if finish is not None:
-        finish = escape_surrogates(finish)
-    if not originals and finish == completion.finish_reason:
-        return completion, originals
-    return (
-        dataclasses.replace(
-            completion,
-            text=text,
-            tool_call=tool_call,
-            finish_reason=finish,
-            extra=safe_value(completion.extra),
-        ),
-        originals,
-    )
-
-
-def _meta(
-    completion: Completion, latency: float, errors: list[str], sampling: Sampling
-) -> dict[str, Any]:
-    meta: dict[str, Any] = {
-        "latency_s": round(latency, 6),
-        "prompt_tokens": completion.prompt_tokens,
-        "completion_tokens": completion.completion_tokens,
-        "sampling_seed": sampling.seed,
-        "temperature": sampling.temperature,
-        "max_tokens": sampling.max_tokens,
-    }
-    if completion.cached_tokens is not None:
-        meta["cached_tokens"] = completion.cached_tokens
-    if errors:
-        meta["transport_retries"] = len(errors)
-        meta["transport_errors"] = errors
-    if completion.extra:
-        meta.update({k: v for k, v in completion.extra.items() if v is not None})
-    return meta
+    async def _call(self, backend: Backend, request: ChatRequest) -> tuple[Completion, list[str]]:
+        """One reply, retried under the run's policy; the faults of the tries before it."""
+        policy = RetryPolicy(
+            retries=self.config.retries,
+            backoff=self.config.backoff,
+            # An in-process model cannot be cut off: the runner waits for it.
+            timeout=None if backend.capabilities.in_process else self.config.timeout,
+        )
+        return await with_retries(lambda: backend.complete(request), policy)

@@ -24,12 +24,12 @@ import os
 import sqlite3
 import tempfile
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from obedience._text import scrub_secrets
+from obedience._text import scrub_secrets, scrubber
 from obedience.engine._events import Event, event_from_dict
 
 SCHEMA = """
@@ -149,12 +149,10 @@ def _is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: Any, scrub: Callable[[str], str] = scrub_secrets) -> str:
     # ASCII JSON: a lone surrogate that got this far stays an escape, not a bad byte.
     # Known secret values (an API key a server echoed back) are never stored.
-    return scrub_secrets(
-        json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
-    )
+    return scrub(json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True))
 
 
 def _db_error(path: Path, exc: sqlite3.Error) -> StoreError:
@@ -465,6 +463,7 @@ class RunStore:
         finish: tuple[str, int] | None = None,
     ) -> None:
         """Append ``(seq, payload, meta)`` events atomically, optionally closing the trial."""
+        scrub = scrubber()
         with self._transaction() as c:
             c.executemany(
                 "INSERT INTO events (trial_id, attempt, seq, kind, payload, meta)"
@@ -475,8 +474,8 @@ class RunStore:
                         attempt,
                         seq,
                         payload["kind"],
-                        _dumps(payload),
-                        None if meta is None else _dumps(meta),
+                        _dumps(payload, scrub),
+                        None if meta is None else _dumps(meta, scrub),
                     )
                     for seq, payload, meta in events
                 ],
