@@ -208,6 +208,7 @@ def test_a_base_model_reply_ends_where_it_starts_another_speakers_line(
     from obedience.backends import LlamaCppBackend, Sampling
     from obedience.engine import Trial
     from obedience.protocols import load_protocol
+    from obedience.runner import chat_request
 
     backend = LlamaCppBackend(
         "embedded", embedded_model_path(), chat_template="gemma", stop_at_turns=stop_at_turns
@@ -225,7 +226,8 @@ def test_a_base_model_reply_ends_where_it_starts_another_speakers_line(
         return original(prompt, **{**kwargs, "grammar": grammar})
 
     monkeypatch.setattr(llm, "create_completion", writes_the_learners_line)
-    completion = backend.complete_sync(request, Sampling(temperature=0.6, max_tokens=30, seed=1))
+    sampling = Sampling(temperature=0.6, max_tokens=30, seed=1)
+    completion = backend.complete_sync(chat_request(request, sampling, None))
     if stop_at_turns:
         assert completion.text == "PRESSED\n\nI feel bad.\n"
         assert completion.finish_reason == "stop"

@@ -96,7 +96,9 @@ class ChatRequest:
     router with session affinity keeps every turn of it on one replica. ``origin``: the
     caller's own request this one was made from, passed through untouched; only a
     backend that plays one of the engine's scripted subjects reads it, model backends
-    never do.
+    never do. ``turn_openings``: how each speaker's turn opens in the transcript
+    (``"Bob:"``); a backend that continues raw text (a base model) may stop its reply
+    where a line starts with one, as the llama.cpp backend's ``stop_at_turns`` does.
     """
 
     messages: Sequence[Message]
@@ -107,6 +109,7 @@ class ChatRequest:
     json_schema: dict[str, Any] | None = None
     session_key: str | None = None
     origin: object | None = None
+    turn_openings: Sequence[str] = ()
 
 
 @dataclass

@@ -387,7 +387,7 @@ class LlamaCppBackend:
     async def complete(self, request: ChatRequest) -> Completion:
         return await asyncio.to_thread(self.complete_sync, request)
 
-    def _stops_for(self, request: Request) -> list[str]:
+    def _stops_for(self, request: ChatRequest) -> list[str]:
         """The template's stop strings, plus each turn opening at a line start if asked."""
         if not self.stop_at_turns or not request.turn_openings:
             return self._stops

@@ -36,6 +36,7 @@ def chat_request(request: Request, sampling: Sampling, session_key: str | None) 
         json_schema=request.json_schema if constrained else None,
         session_key=session_key,
         origin=request,
+        turn_openings=request.turn_openings,
     )
 
 
