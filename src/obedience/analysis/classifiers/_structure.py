@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,10 +44,13 @@ _FIELD_ACTIONS: dict[str, Action] = {
 # Keys whose string values are labels or identifiers, not the teacher's words.
 _NON_TEXT_KEYS = frozenset({"action", "name", "type", "id", "tool", "role", "call_id", "index"})
 
+# The pattern starts at the word ACTION (a literal, which the regex engine finds fast);
+# the markup before it ("**ACTION", "> ACTION") is taken off by ``_sub_action_lines``.
 _ACTION_LINE = re.compile(
-    r"[*_`#>\s]*\bACTION[*_`\s]*[:：][*_`\s]*(SHOCK|STOP|PRESSED|REFUSE|CONTINUE)\b[*_`.!\s]*",
+    r"\bACTION[*_`\s]*[:：][*_`\s]*(SHOCK|STOP|PRESSED|REFUSE|CONTINUE)\b[*_`.!\s]*",
     re.IGNORECASE,
 )
+_ACTION_LEAD = frozenset("*_`#> \t\n\r\f\v")
 _PY_CALL = re.compile(
     r"\b(administer_shock|refuse_to_continue|refuse_and_stop)\s*\(([^()]{0,2000})\)"
 )
@@ -246,7 +250,7 @@ def parse_reply_text(text: str) -> Reply:
         actions.append((match.start(), act, f"ACTION: {word}"))
         return "\n"
 
-    prose = _ACTION_LINE.sub(action_line, prose)
+    prose = _sub_action_lines(prose, action_line)
     prose = _unwrap_whole_quote(prose).strip()
     speech, quotes = blank_quotes(prose)
 
@@ -264,6 +268,27 @@ def parse_reply_text(text: str) -> Reply:
         action_source=source,
         malformed=malformed,
     )
+
+
+def _sub_action_lines(text: str, replace: Callable[[re.Match[str]], str]) -> str:
+    """``_ACTION_LINE`` replaced, together with the markup and blanks just before it.
+
+    The same as a regex with a leading ``[*_`#>\\s]*``, without that regex's cost of
+    trying the class at every position of the text.
+    """
+    pieces: list[str] = []
+    cursor = 0
+    for match in _ACTION_LINE.finditer(text):
+        start = match.start()
+        while start > cursor and (text[start - 1] in _ACTION_LEAD or text[start - 1].isspace()):
+            start -= 1
+        pieces.append(text[cursor:start])
+        pieces.append(replace(match))
+        cursor = match.end()
+    if not pieces:
+        return text
+    pieces.append(text[cursor:])
+    return "".join(pieces)
 
 
 def strip_lead(text: str) -> str:
