@@ -8,7 +8,7 @@ import pytest
 
 from obedience.analysis.classifiers import _lexicon as lx
 from obedience.analysis.classifiers import load_census_set, load_eval_set
-from obedience.analysis.classifiers._prefilter import collapse, needles
+from obedience.analysis.classifiers._prefilter import collapse, heads_in, needles
 
 ALL_CUES = [
     *lx.REFUSE_STRONG, *lx.REFUSE_CJK, *lx.REFUSE_WEAK, *lx.COMPLY_STRONG,
@@ -35,6 +35,12 @@ def test_no_needles_when_a_match_can_start_anywhere(pattern: str) -> None:
     assert needles(pattern) is None
 
 
+def test_heads_in_finds_every_head_even_when_a_longer_one_starts_at_the_same_place() -> None:
+    present = heads_in(collapse("i refuse, i am done"))
+    assert {"i ref", "i am "} <= {h[:5] for h in present}
+    assert "feel " not in present
+
+
 def test_whitespace_runs_are_one_space_in_the_collapsed_text() -> None:
     text = "I\n\n   really\trefuse."
     found = needles(r"\bi\s+(?:really\s+)?refuse\b")
@@ -51,22 +57,24 @@ def test_prefiltered_spans_equal_unfiltered_spans_on_every_packaged_reply() -> N
         low = text.lower()
         if len(low) != len(text):
             continue
-        col = collapse(low)
+        present = heads_in(collapse(low))
         for cue in filtered:
             plain = cue.spans(text, low)
-            fast = cue.spans(text, low, col)
+            fast = cue.spans(text, low, present)
             assert fast == plain, (cue.name, text)
-            skipped += not cue.needles.possible(col)  # type: ignore[union-attr]
+            skipped += not cue.needles.possible(present)  # type: ignore[union-attr]
     assert skipped > 0.5 * len(texts) * len(filtered)  # and it does skip most work
 
 
 def test_a_match_is_never_lost_to_the_prefilter_on_edge_texts() -> None:
     for text in ["i\trefuse", " i refuse ", "I\u00a0refuse", "I   can't\ncontinue", "我拒绝"]:
         low = text.lower()
-        col = collapse(low)
+        present = heads_in(collapse(low))
         for cue in ALL_CUES:
             if cue.needles is not None and cue.lower is not None:
-                assert cue.spans(text, low, col) == [m.span() for m in cue.lower.finditer(low)], (
+                assert cue.spans(text, low, present) == [
+                    m.span() for m in cue.lower.finditer(low)
+                ], (
                     cue.name,
                     text,
                 )

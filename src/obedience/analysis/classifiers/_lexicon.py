@@ -36,17 +36,17 @@ class Cue:
     (``_prefilter``), in the collapsed lower-cased text."""
 
     def spans(
-        self, text: str, lowered: str | None, collapsed: str | None = None
+        self, text: str, lowered: str | None, present: set[str] | None = None
     ) -> list[tuple[int, int]]:
         """(start, end) of every match; ``lowered`` is ``text.lower()`` if same length.
 
-        ``collapsed`` is ``_prefilter.collapse(lowered)``: with it, a cue none of whose
-        needles occurs in the text is skipped without running its regex (exactly: it
-        could not have matched).
+        ``present`` is ``_prefilter.heads_in(collapse(lowered))``: with it, a cue none of
+        whose needles occurs in the text is skipped without running its regex (exactly:
+        it could not have matched).
         """
         if self.lower is not None and lowered is not None:
             needles = self.needles
-            if collapsed is not None and needles is not None and not needles.possible(collapsed):
+            if present is not None and needles is not None and not needles.possible(present):
                 return []
             return [m.span() for m in self.lower.finditer(lowered)]
         return [m.span() for m in self.pattern.finditer(text)]

@@ -150,34 +150,77 @@ def collapse(lowered: str) -> str:
     return " " + " ".join(lowered.split()) + " "
 
 
-class Needles:
-    """A prefilter: ``possible(collapsed)`` is False only when the cue cannot match.
+_CUT = 6
 
-    Needles are cut to their first ``_CUT`` characters (a match that starts with a needle
-    starts with its head too, so the test stays exact) and de-duplicated: fewer, shorter
-    needles test faster and barely less sharply. A few are tested with ``in``; more, with
-    one compiled alternation.
+
+class Needles:
+    """A cue's prefilter: its needles' heads (the first ``_CUT`` characters; a match that
+    starts with a needle starts with its head too, so the test stays exact).
+
+    ``possible(present)`` is False only when the cue cannot match: ``present`` is the set
+    of every cue's heads found in the text, computed once per text by ``heads_in`` with a
+    single regex pass, so each cue's test is one set operation.
     """
 
-    __slots__ = ("few", "pattern")
+    __slots__ = ("heads",)
 
     def __init__(self, found: frozenset[str]) -> None:
-        heads = {n[:_CUT] for n in found}
-        kept = sorted(n for n in heads if not any(m != n and m in n for m in heads))
-        self.few: tuple[str, ...] | None = tuple(kept) if len(kept) <= _FEW else None
-        self.pattern = re.compile("|".join(re.escape(n) for n in kept))
+        self.heads = frozenset(n[:_CUT] for n in found)
+        _REGISTRY.append(self)
 
-    def possible(self, collapsed: str) -> bool:
-        if self.few is not None:
-            for needle in self.few:  # noqa: SIM110 - a plain loop is faster than any()
-                if needle in collapsed:
-                    return True
-            return False
-        return self.pattern.search(collapsed) is not None
+    def possible(self, present: frozenset[str] | set[str]) -> bool:
+        return not self.heads.isdisjoint(present)
 
 
-_CUT = 5
-_FEW = 4
+_REGISTRY: list[Needles] = []
+_INDEX: tuple[int, re.Pattern[str], dict[str, frozenset[str]]] | None = None
+
+
+def _trie_regex(words: set[str]) -> str:
+    """An alternation of ``words`` factored by common prefix; the longest word wins."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        terminal = "" in node
+        branches = [re.escape(c) + emit(node[c]) for c in sorted(node) if c]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if terminal:
+            return "(?:" + body + ")?"  # greedy: a longer word first
+        return body
+
+    return emit(trie)
+
+
+def _index() -> tuple[re.Pattern[str], dict[str, frozenset[str]]]:
+    global _INDEX
+    if _INDEX is None or _INDEX[0] != len(_REGISTRY):
+        words: set[str] = set()
+        for needles_ in _REGISTRY:
+            words |= needles_.heads
+        # The regex reports the longest head at each position; the shorter heads that
+        # start there are its prefixes, and are present too.
+        within = {
+            w: frozenset(w[:k] for k in range(1, len(w) + 1) if w[:k] in words) for w in words
+        }
+        pattern = re.compile("(?=(" + _trie_regex(words) + "))") if words else re.compile("(?!)")
+        _INDEX = (len(_REGISTRY), pattern, within)
+    return _INDEX[1], _INDEX[2]
+
+
+def heads_in(collapsed: str) -> set[str]:
+    """Every registered head that occurs in ``collapsed``: one regex pass over the text."""
+    pattern, within = _index()
+    present: set[str] = set()
+    for head in pattern.findall(collapsed):
+        present |= within[head]
+    return present
 
 
 def needle_pattern(pattern: str, flags: int = 0) -> Needles | None:

@@ -38,7 +38,7 @@ from operator import eq
 from typing import Final, Literal
 
 from obedience.analysis.classifiers import _lexicon as lx
-from obedience.analysis.classifiers._prefilter import collapse
+from obedience.analysis.classifiers._prefilter import collapse, heads_in
 from obedience.analysis.classifiers._structure import (
     QUOTE_MARK,
     Reply,
@@ -210,15 +210,15 @@ def _lowered(text: str) -> str | None:
 
 
 @lru_cache(maxsize=8)
-def _views(text: str) -> tuple[str | None, str | None]:
-    """(lower-cased text if it keeps every position, its whitespace-collapsed form).
+def _views(text: str) -> tuple[str | None, set[str] | None]:
+    """(lower-cased text if it keeps every position, the cue needles found in it).
 
-    The same speech is scanned by several cue groups; it is lowered and collapsed once.
+    The same speech is scanned by several cue groups; it is lowered and indexed once.
     """
     low = text.lower()
     if len(low) != len(text):
         return None, None
-    return low, collapse(low)
+    return low, heads_in(collapse(low))
 
 
 def _find(cues: Sequence[lx.Cue], text: str) -> list[tuple[str, str]]:
