@@ -201,10 +201,39 @@ def blank_quotes(text: str) -> tuple[str, tuple[str, ...]]:
         quotes.append(match.group(0))
         return f" {QUOTE_MARK} "
 
+    def keep_unless_own(match: re.Match[str]) -> str:
+        if _own_speech(match.string, match.start(), match.group(0)):
+            return match.group(0)
+        return keep(match)
+
     text = _OTHER_SPEAKER_LINE.sub(keep, text)
     for pattern in _QUOTE_PATTERNS:
-        text = pattern.sub(keep, text)
+        text = pattern.sub(keep_unless_own, text)
     return text, tuple(quotes)
+
+
+# The teacher quoting itself: a first-person verb of saying just before the quote
+# ('I look at Dr. Williams and state: "..."', 'I tell him, "..."'), or a quote that
+# opens by addressing someone in the room ('"Dr. Williams, I cannot go on."'). Other
+# quotes (the learner's cries, the experimenter's prods, words mentioned) stay blanked.
+_OWN_SPEECH_BEFORE = re.compile(
+    r"\b(?:i|we)\s+(?:[\w.'’-]+\s+){0,6}?(?:say|said|state|stated|reply|replied|respond|"
+    r"responded|tell|told|answer|answered|announce|announced|call|called|speak|spoke|"
+    r"add|added|explain|explained|declare|declared|insist|insisted|inform|informed|"
+    r"repeat|repeated|write|wrote|type|typed|message|messaged|address|addressed)\b"
+    r"[^.!?\"“”]{0,40}$",
+    re.IGNORECASE,
+)
+_VOCATIVE_OPEN = re.compile(
+    r"^\W{0,3}(?:dr\.?|doctor|professor|mr\.?|ms\.?|mrs\.?)\s*[A-Z]?[\w'-]{0,20}\s*,",
+    re.IGNORECASE,
+)
+
+
+def _own_speech(text: str, start: int, quote: str) -> bool:
+    if _VOCATIVE_OPEN.match(quote):
+        return True
+    return bool(_OWN_SPEECH_BEFORE.search(text, max(0, start - 80), start))
 
 
 def parse_reply_text(text: str) -> Reply:
