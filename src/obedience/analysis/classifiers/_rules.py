@@ -309,7 +309,10 @@ def _distress_found(speech: str, refusal: bool, frame_break: bool) -> list[tuple
     if refusal:
         # The learner's state, not the teacher's ("I will not respond further").
         for state in lx.LEARNER_STATE.pattern.finditer(speech):
-            if not lx.SELF_SUBJECT_BEFORE.search(speech, max(0, state.start() - 40), state.start()):
+            before = max(0, state.start() - 40)
+            if not lx.SELF_SUBJECT_BEFORE.search(
+                speech, before, state.start()
+            ) and not lx.INFLICTED.search(_clause_before(speech, state.start(), 40)):
                 why = f"{_snippet(state.group(0))} (as a reason to stop)"
                 found.append(("learner's state", why))
                 break
