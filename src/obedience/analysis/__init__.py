@@ -1,6 +1,7 @@
 """Analysis: pure functions from the run store to tables and statistics."""
 
 from obedience.analysis._annotate import annotate_run
+from obedience.analysis._correction import accuracy_summary
 from obedience.analysis._baselines import (
     compare_baselines,
     load_baselines,
@@ -56,6 +57,7 @@ from obedience.analysis._tables import (
 )
 
 __all__ = [
+    "accuracy_summary",
     "DECISION_COLUMNS",
     "ERROR_COUNT_KEYS",
     "REPLY_COLUMNS",
