@@ -853,8 +853,20 @@ def write_report(
     return _report_to(Path(run_dir), out, figures_dir)
 
 
-def export(run_dir: str | Path, fmt: str = "csv", out: str | Path | None = None) -> list[Path]:
+def export(
+    run_dir: str | Path,
+    fmt: str = "csv",
+    out: str | Path | None = None,
+    *,
+    sample: int = 100,
+    seed: int = 0,
+) -> list[Path]:
     """Write the tidy tables (csv, parquet or jsonl) for pandas and R; the paths written.
+
+    ``fmt="coding"`` writes one self-contained HTML page (default
+    ``RUN_DIR/export/coding.html``) with a seeded random ``sample`` of the run's replies
+    for a person to code by hand; the JSON lines file it downloads is what
+    ``import_human_labels`` (``annotate --human``) reads.
 
     ``fmt="inspect"`` writes one Inspect AI ``.eval`` log per model x condition instead
     (default ``RUN_DIR/inspect``; needs ``obedience[inspect]``, else ``InspectUnavailable``),
@@ -867,6 +879,13 @@ def export(run_dir: str | Path, fmt: str = "csv", out: str | Path | None = None)
         from obedience.report._inspect import export_inspect
 
         return export_inspect(run_dir, out)
+    if fmt.lower() == "coding":
+        from obedience.report._coding import write_coding_page
+
+        if sample < 1:
+            raise InputError(f"--sample must be at least 1, not {sample}")
+        RunStore.open(run_dir).close()
+        return [write_coding_page(run_dir, out, size=sample, seed=seed)]
     from obedience.report import export_tables
 
     RunStore.open(run_dir).close()

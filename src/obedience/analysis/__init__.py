@@ -1,13 +1,13 @@
 """Analysis: pure functions from the run store to tables and statistics."""
 
 from obedience.analysis._annotate import annotate_run
-from obedience.analysis._correction import accuracy_summary
 from obedience.analysis._baselines import (
     compare_baselines,
     load_baselines,
     normalise_model_name,
     paper_model_for,
 )
+from obedience.analysis._correction import accuracy_summary
 from obedience.analysis._results import (
     BaselineComparisons,
     CellCurve,
@@ -57,7 +57,6 @@ from obedience.analysis._tables import (
 )
 
 __all__ = [
-    "accuracy_summary",
     "DECISION_COLUMNS",
     "ERROR_COUNT_KEYS",
     "REPLY_COLUMNS",
@@ -99,6 +98,7 @@ __all__ = [
     "StatsInput",
     "SurvivalComparison",
     "TestsInfo",
+    "accuracy_summary",
     "add_label_metrics",
     "annotate_run",
     "build_tables",

@@ -231,11 +231,11 @@ def _distress(rep: Report) -> dict[str, Any]:
         for row in corrected.get("per_model", [])
         if isinstance(row, dict)
     }
-    rates = [{**r.to_json(), "corrected": by_model.get(r.model)} for r in dwc.per_model]
     return {
         "available": dwc.available,
         "classifier": dwc.classifier,
-        "rates": rates,
+        "rates": [r.to_json() for r in dwc.per_model],
+        "corrected_by_model": by_model,
         "overall": dwc.overall.to_json() if dwc.overall is not None else None,
         "corrected_overall": corrected.get("overall"),
         "corrected_note": corrected.get("note"),
