@@ -79,7 +79,8 @@ def _json_for_script(data: Any) -> str:
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy"
+ content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'">
 <title>Code replies by hand</title>
 <style>
 body{font:15px/1.45 system-ui,sans-serif;margin:0 auto;max-width:900px;padding:1em;color:#222}
@@ -125,13 +126,16 @@ label a reply deserves; an unticked box means false. Then download the file and 
     box.className = "item"; box.id = "item-" + i; meta.className = "meta";
     meta.textContent = "#" + (i + 1) + " · " + r.model + " · " + r.condition +
       " · trial " + r.trial_id + " · reply " + r.seq;
-    var visible = document.createElement("div"); visible.className = "text"; visible.textContent = r.text;
+    var visible = document.createElement("div");
+    visible.className = "text"; visible.textContent = r.text;
     box.append(meta);
     if (r.reasoning !== null) {
-      var head = document.createElement("div"); head.className = "part"; head.textContent = "reasoning";
+      var head = document.createElement("div");
+      head.className = "part"; head.textContent = "reasoning";
       var reasoning = document.createElement("div"); reasoning.className = "reasoning";
       reasoning.textContent = r.reasoning;
-      var head2 = document.createElement("div"); head2.className = "part"; head2.textContent = "visible reply";
+      var head2 = document.createElement("div");
+      head2.className = "part"; head2.textContent = "visible reply";
       box.append(head, reasoning, boxes(i, "reasoning"), head2);
     }
     box.append(visible, boxes(i, "visible")); items.append(box);
