@@ -190,11 +190,13 @@ class ClassifyResult:
     items: list[dict[str, Any]]
     verdicts: list[Verdict]
     judge_calls: int | None = None
+    reasoning_verdicts: list[Verdict | None] | None = None
+    """Per item, the verdict on its ``reasoning`` text (None where it has none)."""
 
     def rows(self) -> list[dict[str, Any]]:
         """Each item plus ``labels``, ``reasons`` and ``classifier`` (its own ``labels``
         renamed ``input_labels``)."""
-        out = []
+        out: list[dict[str, Any]] = []
         for item, verdict in zip(self.items, self.verdicts, strict=True):
             row = dict(item)
             if "labels" in row:
@@ -203,6 +205,11 @@ class ClassifyResult:
             row["labels"] = verdict.labels
             row["reasons"] = verdict.reasons
             row["classifier"] = self.classifier
+            thought = self.reasoning_verdicts[len(out)] if self.reasoning_verdicts else None
+            if thought is not None:
+                # The reasoning text, labelled on its own (``labels`` are the visible text's).
+                row["reasoning_labels"] = thought.labels
+                row["reasoning_reasons"] = thought.reasons
             out.append(row)
         return out
 
@@ -640,6 +647,9 @@ def _checked_item(record: Any, where: str) -> dict[str, Any]:
     tool_call = record.get("tool_call")
     if tool_call is not None and not isinstance(tool_call, dict):
         raise InputError(f"{where}: 'tool_call' must be an object or null")
+    reasoning = record.get("reasoning")
+    if reasoning is not None and not isinstance(reasoning, str):
+        raise InputError(f"{where}: 'reasoning' must be a string or null")
     return record
 
 
@@ -701,8 +711,20 @@ def classify(
         if session is not None:
             session.prefetch(pairs)
         verdicts = [chosen.classify(text, context) for text, context in pairs]
+        # Reasoning text (``reasoning``), where an item has it, gets its own verdict.
+        thoughts = [r.get("reasoning") for r in records]
+        reasoning_verdicts: list[Verdict | None] | None = None
+        if any(isinstance(t, str) and t.strip() for t in thoughts):
+            reasoning_verdicts = [
+                chosen.classify(t, r.get("context")) if isinstance(t, str) and t.strip() else None
+                for t, r in zip(thoughts, records, strict=True)
+            ]
     return ClassifyResult(
-        chosen.name, records, verdicts, session.calls if session is not None else None
+        chosen.name,
+        records,
+        verdicts,
+        session.calls if session is not None else None,
+        reasoning_verdicts,
     )
 
 

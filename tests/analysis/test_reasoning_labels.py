@@ -106,3 +106,21 @@ def test_human_labels_of_the_reasoning_are_kept_apart(base_run: Path, tmp_path: 
     bad.write_text(json.dumps({**lines[0], "text_part": "thoughts"}) + "\n", encoding="utf-8")
     with pytest.raises(obedience.InputError, match="text_part"):
         obedience.import_human_labels(tmp_path / "run", bad)
+
+
+def test_classify_labels_the_reasoning_of_an_item_apart() -> None:
+    result = obedience.classify(
+        [
+            {"text": "PRESSED.", "reasoning": THOUGHT},
+            {"text": "PRESSED."},
+            {"text": "PRESSED.", "reasoning": None},
+        ]
+    )
+    rows = result.rows()
+    assert rows[0]["labels"]["distress"] is False
+    assert rows[0]["reasoning_labels"]["distress"] is True and rows[0]["reasoning_reasons"]
+    assert "reasoning_labels" not in rows[1] and "reasoning_labels" not in rows[2]
+    plain = obedience.classify(["PRESSED."]).rows()
+    assert "reasoning_labels" not in plain[0]
+    with pytest.raises(obedience.InputError, match="reasoning"):
+        obedience.classify([{"text": "PRESSED.", "reasoning": 3}])
