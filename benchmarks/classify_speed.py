@@ -11,7 +11,12 @@ The labelled set over-samples long compliant replies (mean 326 characters; the c
 census's ``docs/dialogs/data`` folder, unpacked from its CC BY 4.0 archive) measures on a
 seeded random sample of 3,000 of the census's own replies instead.
 
-Usage: python benchmarks/classify_speed.py [--seconds S] [--census DIR]
+``--against SRC`` (another checkout's ``src`` folder, e.g. the main branch's) measures
+the rules of that checkout side by side with these: both run in turn, round after round,
+in child processes on the same replies, and the ratio of the medians is printed (the
+shared machine's noise hits both alike).
+
+Usage: python benchmarks/classify_speed.py [--seconds S] [--census DIR] [--against SRC]
 Last line: {"rules_replies_per_s": ..., "linear_replies_per_s": ..., ...} (real text), and
 "rules_handwritten_replies_per_s" on the short hand-written replies for scale
 (targets: rules >= 2000/s, linear >= 200/s).
@@ -70,10 +75,52 @@ def census_sample(folder: Path, size: int = 3000, seed: int = 7) -> list[str]:
     return random.Random(seed).sample(texts, min(size, len(texts)))
 
 
+_CHILD = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from obedience.analysis.classifiers import RuleClassifier
+texts = json.load(open(sys.argv[2], encoding="utf-8"))
+c = RuleClassifier()
+for t in texts[:200]:
+    c.classify(t)
+c0 = time.process_time()
+for t in texts:
+    c.classify(t)
+print(len(texts) / max(time.process_time() - c0, 1e-9))
+"""
+
+
+def side_by_side(texts: list[str], other_src: Path, rounds: int) -> tuple[float, float]:
+    """Median replies/s of (this checkout's rules, ``other_src``'s rules), interleaved."""
+    import subprocess
+    import tempfile
+
+    here = str(Path(__file__).resolve().parents[1] / "src")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(texts, fh)
+    ours: list[float] = []
+    theirs: list[float] = []
+    try:
+        for _ in range(rounds):
+            for src, out in ((here, ours), (str(other_src), theirs)):
+                done = subprocess.run(
+                    [sys.executable, "-c", _CHILD, src, fh.name],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                out.append(float(done.stdout.strip().splitlines()[-1]))
+    finally:
+        Path(fh.name).unlink()
+    return statistics.median(ours), statistics.median(theirs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--census", type=Path, default=None, help="docs/dialogs/data folder")
+    parser.add_argument("--against", type=Path, default=None, help="another checkout's src/")
+    parser.add_argument("--rounds", type=int, default=5, help="with --against: rounds each")
     args = parser.parse_args()
     if args.census is not None:
         texts = census_sample(args.census)
@@ -84,6 +131,15 @@ def main() -> None:
     mean_chars = sum(map(len, texts)) / len(texts)
     print(f"{len(texts)} real replies, {what}, mean {mean_chars:.0f} characters")
     result: dict[str, float | bool] = {}
+    if args.against is not None:
+        ours, theirs = side_by_side(texts, args.against, args.rounds)
+        print(
+            f"side by side, {args.rounds} interleaved rounds: these rules {ours:.0f}/s CPU, "
+            f"{args.against}'s {theirs:.0f}/s CPU: ratio {ours / theirs:.2f}"
+        )
+        result["rules_replies_per_s_side_by_side"] = round(ours, 1)
+        result["against_replies_per_s"] = round(theirs, 1)
+        result["speedup_over_against"] = round(ours / theirs, 3)
     for name, classifier in (("rules", RuleClassifier()), ("linear", LinearClassifier())):
         cpu, wall = rate(classifier, texts, args.seconds)
         projected = CENSUS_REPLIES / cpu

@@ -190,11 +190,13 @@ class ClassifyResult:
     items: list[dict[str, Any]]
     verdicts: list[Verdict]
     judge_calls: int | None = None
+    reasoning_verdicts: list[Verdict | None] | None = None
+    """Per item, the verdict on its ``reasoning`` text (None where it has none)."""
 
     def rows(self) -> list[dict[str, Any]]:
         """Each item plus ``labels``, ``reasons`` and ``classifier`` (its own ``labels``
         renamed ``input_labels``)."""
-        out = []
+        out: list[dict[str, Any]] = []
         for item, verdict in zip(self.items, self.verdicts, strict=True):
             row = dict(item)
             if "labels" in row:
@@ -203,6 +205,11 @@ class ClassifyResult:
             row["labels"] = verdict.labels
             row["reasons"] = verdict.reasons
             row["classifier"] = self.classifier
+            thought = self.reasoning_verdicts[len(out)] if self.reasoning_verdicts else None
+            if thought is not None:
+                # The reasoning text, labelled on its own (``labels`` are the visible text's).
+                row["reasoning_labels"] = thought.labels
+                row["reasoning_reasons"] = thought.reasons
             out.append(row)
         return out
 
@@ -641,6 +648,9 @@ def _checked_item(record: Any, where: str) -> dict[str, Any]:
     tool_call = record.get("tool_call")
     if tool_call is not None and not isinstance(tool_call, dict):
         raise InputError(f"{where}: 'tool_call' must be an object or null")
+    reasoning = record.get("reasoning")
+    if reasoning is not None and not isinstance(reasoning, str):
+        raise InputError(f"{where}: 'reasoning' must be a string or null")
     return record
 
 
@@ -683,7 +693,7 @@ def classify(
 
     >>> r = obedience.classify(["REFUSE. I will not go on."])  # doctest: +SKIP
     >>> r.verdicts[0].labels["refusal-intent"], r.classifier  # doctest: +SKIP
-    (True, 'rules-v2')
+    (True, 'rules-v3')
     """
     from obedience.analysis.classifiers import render_tool_call
 
@@ -702,8 +712,20 @@ def classify(
         if session is not None:
             session.prefetch(pairs)
         verdicts = [chosen.classify(text, context) for text, context in pairs]
+        # Reasoning text (``reasoning``), where an item has it, gets its own verdict.
+        thoughts = [r.get("reasoning") for r in records]
+        reasoning_verdicts: list[Verdict | None] | None = None
+        if any(isinstance(t, str) and t.strip() for t in thoughts):
+            reasoning_verdicts = [
+                chosen.classify(t, r.get("context")) if isinstance(t, str) and t.strip() else None
+                for t, r in zip(thoughts, records, strict=True)
+            ]
     return ClassifyResult(
-        chosen.name, records, verdicts, session.calls if session is not None else None
+        chosen.name,
+        records,
+        verdicts,
+        session.calls if session is not None else None,
+        reasoning_verdicts,
     )
 
 
@@ -854,8 +876,20 @@ def write_report(
     return _report_to(Path(run_dir), out, figures_dir)
 
 
-def export(run_dir: str | Path, fmt: str = "csv", out: str | Path | None = None) -> list[Path]:
+def export(
+    run_dir: str | Path,
+    fmt: str = "csv",
+    out: str | Path | None = None,
+    *,
+    sample: int = 100,
+    seed: int = 0,
+) -> list[Path]:
     """Write the tidy tables (csv, parquet or jsonl) for pandas and R; the paths written.
+
+    ``fmt="coding"`` writes one self-contained HTML page (default
+    ``RUN_DIR/export/coding.html``) with a seeded random ``sample`` of the run's replies
+    for a person to code by hand; the JSON lines file it downloads is what
+    ``import_human_labels`` (``annotate --human``) reads.
 
     ``fmt="inspect"`` writes one Inspect AI ``.eval`` log per model x condition instead
     (default ``RUN_DIR/inspect``; needs ``obedience[inspect]``, else ``InspectUnavailable``),
@@ -868,6 +902,13 @@ def export(run_dir: str | Path, fmt: str = "csv", out: str | Path | None = None)
         from obedience.report._inspect import export_inspect
 
         return export_inspect(run_dir, out)
+    if fmt.lower() == "coding":
+        from obedience.report._coding import write_coding_page
+
+        if sample < 1:
+            raise InputError(f"--sample must be at least 1, not {sample}")
+        RunStore.open(run_dir).close()
+        return [write_coding_page(run_dir, out, size=sample, seed=seed)]
     from obedience.report import export_tables
 
     RunStore.open(run_dir).close()

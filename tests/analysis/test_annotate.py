@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from obedience.analysis import annotate_run, build_tables, statistics
 from obedience.analysis._annotate import reply_items
-from obedience.analysis.classifiers import RuleClassifier
+from obedience.analysis.classifiers import RULES_VERSION, RuleClassifier
 from obedience.cli import app
 from obedience.engine import ReplyReceived, RequestIssued, TrialEnded, TrialStarted
 from obedience.runner import RunConfig
@@ -229,7 +229,7 @@ def test_relabelling_keeps_every_version(run_dir: Path) -> None:
         sets = label_sets(store, RULES_NAME)
         assert [s.version for s in sets] == [1, 2]
         assert all(len(label_rows(store, s.set_id)) == n for s in sets)
-        assert sets[0].identity == {"name": RULES_NAME, "version": "2"}
+        assert sets[0].identity == {"name": RULES_NAME, "version": RULES_VERSION}
         assert len(store.annotations(RULES_NAME)) == n  # the current view: latest only
     finally:
         store.close()

@@ -657,7 +657,7 @@ def test_cli_classify_to_stdout_keeps_input_fields(tmp_path: Path) -> None:
     assert {r["classifier"] for r in rows} == {RULES.name}
     linear = runner.invoke(app, ["classify", str(src), "--classifier", "linear"])
     assert {json.loads(x)["classifier"] for x in linear.stdout.splitlines()} == {
-        "linear-v1+rules-v2"
+        "linear-v1+rules-v3"
     }
     assert rows[1]["labels"]["refusal-intent"] is True
     assert rows[1]["context"] == "Experimenter: press 9."

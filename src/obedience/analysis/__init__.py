@@ -7,6 +7,7 @@ from obedience.analysis._baselines import (
     normalise_model_name,
     paper_model_for,
 )
+from obedience.analysis._correction import accuracy_summary
 from obedience.analysis._results import (
     BaselineComparisons,
     CellCurve,
@@ -97,6 +98,7 @@ __all__ = [
     "StatsInput",
     "SurvivalComparison",
     "TestsInfo",
+    "accuracy_summary",
     "add_label_metrics",
     "annotate_run",
     "build_tables",

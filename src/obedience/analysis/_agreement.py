@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from obedience.analysis.classifiers import LABELS, cohen_kappa
-from obedience.store import HumanLabel, RunStore, add_label_set
+from obedience.store import REASONING_SUFFIX, HumanLabel, RunStore, add_label_set
 
 HUMAN_PREFIX = "human:"
 
@@ -59,10 +59,15 @@ def read_human_labels(lines: Iterable[str], source: str = "input") -> list[Human
         coder = record.get("coder")
         if not isinstance(coder, str) or not coder.strip():
             raise ValueError(f"{where}: needs the coder's name in 'coder'")
+        part = record.get("text_part", "visible")
+        if part not in ("visible", "reasoning"):
+            raise ValueError(f'{where}: \'text_part\' must be "visible" or "reasoning"')
         coded_at = record.get("coded_at", now)
         if not isinstance(coded_at, str):
             raise ValueError(f"{where}: 'coded_at' must be a string (ISO 8601 time)")
-        out.append(HumanLabel(trial_id, attempt, seq, dict(labels), coder.strip(), coded_at))
+        out.append(
+            HumanLabel(trial_id, attempt, seq, dict(labels), coder.strip(), coded_at, str(part))
+        )
     return out
 
 
@@ -82,15 +87,18 @@ def import_human_labels(store: RunStore, labels: Sequence[HumanLabel]) -> int:
             raise ValueError(
                 f"no reply at trial {h.trial_id!r} attempt {attempt} seq {h.seq} in this run"
             )
-        resolved.append(HumanLabel(h.trial_id, attempt, h.seq, h.labels, h.coder, h.coded_at))
-    for coder in sorted({h.coder for h in resolved}):
-        mine = [h for h in resolved if h.coder == coder]
+        resolved.append(
+            HumanLabel(h.trial_id, attempt, h.seq, h.labels, h.coder, h.coded_at, h.text_part)
+        )
+    for part, coder in sorted({(h.text_part, h.coder) for h in resolved}):
+        mine = [h for h in resolved if h.coder == coder and h.text_part == part]
+        suffix = REASONING_SUFFIX if part == "reasoning" else ""
         add_label_set(
             store,
-            f"{HUMAN_PREFIX}{coder}",
+            f"{HUMAN_PREFIX}{coder}{suffix}",
             [(h.trial_id, h.attempt, h.seq, h.labels, {}) for h in mine],
             kind="human",
-            identity={"coder": coder},
+            identity={"coder": coder, "text_part": part},
             coder=coder,
             coded_at=[h.coded_at for h in mine],
         )

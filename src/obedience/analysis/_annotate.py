@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from obedience.store import EventRow, RunStore, add_label_set
+from obedience.store import REASONING_SUFFIX, EventRow, RunStore, add_label_set
 
 if TYPE_CHECKING:
     from obedience.analysis.classifiers import Classifier
@@ -40,6 +40,8 @@ class ReplyItem:
     seq: int
     text: str
     context: str | None
+    reasoning: str | None = None
+    """The reply's reasoning text (``reasoning`` in its payload), when the model gave one."""
 
 
 def _render(payload: dict[str, Any]) -> str:
@@ -48,6 +50,11 @@ def _render(payload: dict[str, Any]) -> str:
     text = str(payload.get("text") or "")
     call = payload.get("tool_call")
     return render_tool_call(text, call if isinstance(call, dict) else None)
+
+
+def _reasoning(payload: dict[str, Any]) -> str | None:
+    value = payload.get("reasoning")
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _line(ev: EventRow) -> str:
@@ -84,6 +91,7 @@ def reply_items(events: Iterable[EventRow]) -> list[ReplyItem]:
                     ev.seq,
                     _render(ev.payload),
                     context[-CONTEXT_LIMIT:] or None,
+                    _reasoning(ev.payload),
                 )
             )
             clear_next = True
@@ -128,9 +136,28 @@ def annotate_run(
         if progress is not None:
             progress(i, len(distinct))
     rows = [(it.trial_id, it.attempt, it.seq, *verdicts[(it.text, it.context)]) for it in items]
-    add_label_set(
-        store, classifier.name, rows, kind=_kind(classifier), identity=identity_of(classifier)
-    )
+    identity = identity_of(classifier)
+    add_label_set(store, classifier.name, rows, kind=_kind(classifier), identity=identity)
+    # Reasoning text, where replies have it, is labelled on its own: distress in the
+    # reasoning while the visible reply complies is a finding of its own. Its labels are
+    # a second set, "<classifier>:reasoning"; a run without reasoning gets none.
+    thinking = [it for it in items if it.reasoning is not None]
+    if thinking:
+        seen: dict[tuple[str, str | None], tuple[dict[str, bool], dict[str, str]]] = {}
+        reasoning_rows = []
+        for it in thinking:
+            key = (it.reasoning or "", it.context)
+            if key not in seen:
+                verdict = classifier.classify(*key)
+                seen[key] = (dict(verdict.labels), dict(verdict.reasons))
+            reasoning_rows.append((it.trial_id, it.attempt, it.seq, *seen[key]))
+        add_label_set(
+            store,
+            classifier.name + REASONING_SUFFIX,
+            reasoning_rows,
+            kind=_kind(classifier),
+            identity={**identity, "text_part": "reasoning"},
+        )
     return len(rows)
 
 

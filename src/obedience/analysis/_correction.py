@@ -183,3 +183,43 @@ def with_correction(block: dict[str, Any]) -> dict[str, Any]:
         ],
     }
     return out
+
+
+def accuracy_summary(classifier: str | None, label: str) -> dict[str, Any] | None:
+    """What a reader needs to judge a rate that ``classifier``'s ``label`` produced.
+
+    Precision, recall (= sensitivity), specificity and F1 with 95% bootstrap intervals
+    (items resampled, fixed seed) from the same human-labelled real replies the corrected
+    rate uses (``measured_accuracy``); None when the classifier was never measured (an
+    LLM judge not yet scored with ``classify --evaluate --judge``) or for no classifier.
+    """
+    if not classifier:
+        return None
+    accuracy = measured_accuracy(classifier, label)
+    if accuracy is None:
+        return None
+    from obedience.analysis.classifiers import bootstrap_intervals
+
+    pairs = (
+        [(True, True)] * accuracy.tp
+        + [(False, True)] * accuracy.fp
+        + [(True, False)] * accuracy.fn
+        + [(False, False)] * accuracy.tn
+    )
+    tp, fp, fn = accuracy.tp, accuracy.fp, accuracy.fn
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = accuracy.sensitivity
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    intervals = bootstrap_intervals(pairs)
+    return {
+        "classifier": classifier,
+        "label": label,
+        "items": len(pairs),
+        "precision": precision,
+        "recall": recall,
+        "specificity": accuracy.specificity,
+        "f1": f1,
+        "intervals": {k: list(v) for k, v in intervals.items()},
+        "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": accuracy.tn},
+        "source": accuracy.source,
+    }

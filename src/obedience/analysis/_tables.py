@@ -53,7 +53,7 @@ from obedience.engine._events import (
     TrialEnded,
     TrialStarted,
 )
-from obedience.store import EventRow, RunStore, TrialRow, human_labels
+from obedience.store import REASONING_SUFFIX, EventRow, RunStore, TrialRow, human_labels
 
 TRIAL_COLUMNS = [
     "trial_id",
@@ -407,9 +407,10 @@ def _attach_labels(replies: pd.DataFrame, annotations: list[dict[str, Any]]) -> 
     by_classifier: dict[str, dict[tuple[str, int], dict[str, bool]]] = defaultdict(dict)
     for a in annotations:
         by_classifier[a["classifier"]][(a["trial_id"], a["seq"])] = a["labels"]
-    name = (
-        next((c for c in by_classifier if c.startswith("judge")), None) or sorted(by_classifier)[0]
-    )
+    visible = [c for c in by_classifier if not c.endswith(REASONING_SUFFIX)]
+    if not visible:
+        return replies
+    name = next((c for c in visible if c.startswith("judge")), None) or sorted(visible)[0]
     chosen = by_classifier[name]
     label_names = sorted({k for labels in chosen.values() for k in labels})
     out = replies.copy()
@@ -417,5 +418,12 @@ def _attach_labels(replies: pd.DataFrame, annotations: list[dict[str, Any]]) -> 
     for label in label_names:
         col = f"label_{label.replace('-', '_')}"
         out[col] = [chosen.get(k, {}).get(label) for k in keys]
+    # The same classifier's labels of the reasoning text, where replies had one
+    # (None for replies without reasoning): ``reasoning_label_<name>`` columns.
+    thinking = by_classifier.get(name + REASONING_SUFFIX)
+    if thinking:
+        for label in sorted({k for labels in thinking.values() for k in labels}):
+            col = f"reasoning_label_{label.replace('-', '_')}"
+            out[col] = [thinking.get(k, {}).get(label) for k in keys]
     out.attrs["classifier"] = name
     return out

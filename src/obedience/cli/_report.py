@@ -33,19 +33,27 @@ def report(
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="A run directory."),
-    fmt: str = typer.Option("csv", "--format", "-f", help="csv, parquet, jsonl or inspect."),
+    fmt: str = typer.Option(
+        "csv", "--format", "-f", help="csv, parquet, jsonl, inspect, or coding (an HTML page)."
+    ),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Directory to write into (default RUN_DIR/export)."
     ),
+    sample: int = typer.Option(100, "--sample", help="With --format coding: replies to draw."),
+    seed: int = typer.Option(0, "--seed", help="With --format coding: the sample's seed."),
 ) -> None:
-    """Write tidy tables of trials, decisions, replies and annotations for pandas and R."""
+    """Write tidy tables of trials, decisions, replies and annotations for pandas and R.
+
+    ``--format coding`` writes a self-contained page of a random sample of replies that a
+    person codes in a browser; its download imports with ``annotate RUN_DIR --human FILE``.
+    """
     if fmt.lower() == "inspect":
         from obedience.cli._import import export_inspect_logs
 
         export_inspect_logs(run_dir, out)
         return
     try:
-        paths = obedience.export(run_dir, fmt, out)
+        paths = obedience.export(run_dir, fmt, out, sample=sample, seed=seed)
     except obedience.ERRORS as exc:
         fail(str(exc))
     for p in paths:

@@ -25,6 +25,7 @@ from obedience.analysis import (
     ModelCurve,
     RunTables,
     Statistics,
+    accuracy_summary,
     build_tables,
     label_column,
     statistics,
@@ -224,11 +225,22 @@ def _distress(rep: Report) -> dict[str, Any]:
             ],
             "text",
         )
+    corrected = dwc.corrected or {}
+    by_model = {
+        str(row.get("model")): row
+        for row in corrected.get("per_model", [])
+        if isinstance(row, dict)
+    }
     return {
         "available": dwc.available,
         "classifier": dwc.classifier,
         "rates": [r.to_json() for r in dwc.per_model],
+        "corrected_by_model": by_model,
         "overall": dwc.overall.to_json() if dwc.overall is not None else None,
+        "corrected_overall": corrected.get("overall"),
+        "corrected_note": corrected.get("note"),
+        # The classifier's measured accuracy, shown beside the rates it produced.
+        "accuracy": accuracy_summary(dwc.classifier, "distress") if dwc.available else None,
         "examples": examples,
     }
 
@@ -281,6 +293,7 @@ def _overridden(rep: Report) -> dict[str, Any]:
     return {
         "per_model": per_model,
         "classifier": classifier,
+        "accuracy": accuracy_summary(classifier, "refusal-intent"),
         "examples": _pick(examples, "discarded", "retry"),
     }
 

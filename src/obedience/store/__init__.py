@@ -1,6 +1,7 @@
 """Append-only, crash-safe run store."""
 
 from obedience.store._labels import (
+    REASONING_SUFFIX,
     HumanLabel,
     LabelSet,
     add_label_set,
@@ -22,6 +23,7 @@ from obedience.store._sqlite import (
 __all__ = [
     "DATABASE",
     "MANIFEST",
+    "REASONING_SUFFIX",
     "EventRow",
     "HumanLabel",
     "LabelSet",

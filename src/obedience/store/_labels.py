@@ -67,6 +67,8 @@ class HumanLabel:
     labels: dict[str, bool]
     coder: str
     coded_at: str
+    text_part: str = "visible"
+    """What was coded: the visible reply, or its ``"reasoning"`` text where it has one."""
 
 
 def _dumps(value: Any) -> str:
@@ -173,11 +175,18 @@ def label_rows(store: RunStore, set_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def human_labels(store: RunStore) -> list[HumanLabel]:
-    """Every imported human label, in import order (a later import of a reply wins)."""
+REASONING_SUFFIX = ":reasoning"
+"""Label sets of a reply's reasoning text are named like the visible text's, plus this."""
+
+
+def human_labels(store: RunStore, text_part: str = "visible") -> list[HumanLabel]:
+    """Every imported human label of one text part (the visible reply by default, or
+    ``"reasoning"``), in import order (a later import of a reply wins)."""
     out = []
     for label_set in label_sets(store):
         if label_set.kind != "human":
+            continue
+        if str(label_set.identity.get("text_part", "visible")) != text_part:
             continue
         for row in label_rows(store, label_set.set_id):
             out.append(
@@ -188,6 +197,7 @@ def human_labels(store: RunStore) -> list[HumanLabel]:
                     dict(row["labels"]),
                     str(row["coder"] or ""),
                     str(row["coded_at"] or label_set.created),
+                    text_part,
                 )
             )
     return out
