@@ -320,7 +320,7 @@ def test_15_an_infinite_timeout_is_refused(tmp_path: Path) -> None:
 
 
 def test_16_the_cli_imports_nothing_heavy() -> None:
-    heavy = ["pandas", "numpy", "scipy", "openai", "pydantic", "matplotlib", "llama_cpp"]
+    heavy = ["pandas", "numpy", "scipy", "openai", "pydantic", "matplotlib", "llama_cpp", "aiohttp"]
     code = f"import sys, obedience.cli; print([m for m in {heavy!r} if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
