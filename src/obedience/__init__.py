@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         InputError,
         InspectImportResult,
         JudgeAgreement,
+        MergeResult,
         PanelResult,
         ProbeRun,
         RunResult,
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
         import_census,
         import_human_labels,
         import_inspect,
+        merge,
+        projection,
         plan,
         plan_async,
         probe_model,
@@ -113,8 +116,11 @@ if TYPE_CHECKING:
     from obedience.report._inspect import InspectUnavailable
     from obedience.runner import (
         ConfigError,
+        Projection,
         RunConfig,
+        RunStopped,
         load_config_file,
+        parse_shard,
         validate_config,
     )
     from obedience.runner import Progress as RunProgress
@@ -131,6 +137,12 @@ _LAZY: dict[str, tuple[str, str]] = {
     "AnnotateResult": ("obedience._api", "AnnotateResult"),
     "ProbeRun": ("obedience._api", "ProbeRun"),
     "RunResult": ("obedience._api", "RunResult"),
+    "MergeResult": ("obedience._api", "MergeResult"),
+    "merge": ("obedience._api", "merge"),
+    "projection": ("obedience._api", "projection"),
+    "Projection": ("obedience.runner", "Projection"),
+    "RunStopped": ("obedience.runner", "RunStopped"),
+    "parse_shard": ("obedience.runner", "parse_shard"),
     "annotate": ("obedience._api", "annotate"),
     "as_config": ("obedience._api", "as_config"),
     "errors": ("obedience._api", "errors"),
@@ -254,6 +266,12 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DATABASE",
+    "MergeResult",
+    "Projection",
+    "RunStopped",
+    "merge",
+    "parse_shard",
+    "projection",
     "AnnotateResult",
     "BaselineComparisons",
     "CellCurve",

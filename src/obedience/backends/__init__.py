@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from obedience.backends._base import (
+    SESSION_HEADERS,
+    SESSION_KEY,
     Backend,
     BackendError,
     Capabilities,
@@ -89,6 +91,8 @@ def known_capabilities(spec: str) -> Capabilities | None:
 
 
 __all__ = [
+    "SESSION_HEADERS",
+    "SESSION_KEY",
     "Backend",
     "BackendError",
     "BackendOptions",

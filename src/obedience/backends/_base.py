@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from obedience.engine import Request
+
+
+# The trial id of the request being made, set by the runner for each trial's task: an
+# OpenAI-compatible backend sends it as the session key (the ``user`` field and routing
+# headers), so that a router with session affinity keeps a trial on one replica.
+SESSION_KEY: ContextVar[str | None] = ContextVar("obedience_session_key", default=None)
+# Headers that carry the session key: sglang-router's manual policy, and a session header
+# for vLLM production-stack's ``session`` routing (its ``--session-key`` names it).
+SESSION_HEADERS = ("x-smg-routing-key", "x-session-id")
 
 
 class BackendError(RuntimeError):
@@ -22,12 +32,15 @@ class TransportError(RuntimeError):
         retryable: bool = True,
         history: list[str] | None = None,
         retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.history = history or [message]
         # Seconds the server asked us to wait (its Retry-After header), if it said.
         self.retry_after = retry_after
+        # The HTTP status of the answer, if there was one (the runner's circuit breaker).
+        self.status = status
 
 
 @dataclass(frozen=True)

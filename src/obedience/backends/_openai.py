@@ -17,6 +17,8 @@ import openai
 
 from obedience._text import one_line, scrub_secrets, strip_userinfo
 from obedience.backends._base import (
+    SESSION_HEADERS,
+    SESSION_KEY,
     BackendError,
     Capabilities,
     Completion,
@@ -187,21 +189,31 @@ class OpenAIBackend:
         # as bytes: ``chat.completions.create`` type-walks every message of the request and
         # builds a model of the response, ~1-10 ms of CPU per call in a long trial, which
         # capped a concurrent run far below what the server could serve.
+        options: openai._types.RequestOptions = {}
+        if (session := SESSION_KEY.get()) is not None:
+            body.setdefault("user", session)
+            options["headers"] = dict.fromkeys(SESSION_HEADERS, session)
         try:
-            raw = await self._client.post("/chat/completions", body=body, cast_to=bytes)
+            raw = await self._client.post(
+                "/chat/completions", body=body, cast_to=bytes, options=options
+            )
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise TransportError(f"{type(exc).__name__}: {_short(exc)}") from None
         except openai.RateLimitError as exc:
             raise TransportError(
-                f"rate limited: {_short(exc)}", retry_after=_retry_after(exc)
+                f"rate limited: {_short(exc)}", retry_after=_retry_after(exc), status=429
             ) from None
         except openai.InternalServerError as exc:
             raise TransportError(
-                f"server error {exc.status_code}: {_short(exc)}", retry_after=_retry_after(exc)
+                f"server error {exc.status_code}: {_short(exc)}",
+                retry_after=_retry_after(exc),
+                status=exc.status_code,
             ) from None
         except openai.APIStatusError as exc:
             raise TransportError(
-                f"request rejected {exc.status_code}: {_short(exc)}", retryable=False
+                f"request rejected {exc.status_code}: {_short(exc)}",
+                retryable=False,
+                status=exc.status_code,
             ) from None
         except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             raise TransportError(f"malformed response: {_short(exc)}") from None

@@ -2,6 +2,10 @@
 
 from obedience.runner._config import (
     DEFAULT_MODELS,
+    Breaker,
+    Endpoint,
+    Prices,
+    parse_shard,
     EMBEDDED_MAX_TOKENS,
     EMBEDDED_MODELS,
     ConfigError,
@@ -14,7 +18,12 @@ from obedience.runner._config import (
 )
 from obedience.runner._runner import (
     Progress,
+    Projection,
     Runner,
+    RunStopped,
+    endpoint_index,
+    in_shard,
+    project,
     build_manifest,
     conditions_for,
     deviations,
@@ -23,7 +32,16 @@ from obedience.runner._runner import (
 )
 
 __all__ = [
+    "Breaker",
     "DEFAULT_MODELS",
+    "Endpoint",
+    "Prices",
+    "Projection",
+    "RunStopped",
+    "endpoint_index",
+    "in_shard",
+    "parse_shard",
+    "project",
     "EMBEDDED_MAX_TOKENS",
     "EMBEDDED_MODELS",
     "ConfigError",

@@ -8,6 +8,7 @@ from obedience.store._labels import (
     label_rows,
     label_sets,
 )
+from obedience.store._merge import duplicated_trials, merge_into
 from obedience.store._sqlite import (
     DATABASE,
     MANIFEST,
@@ -30,6 +31,8 @@ __all__ = [
     "StoreFullError",
     "TrialRow",
     "add_label_set",
+    "duplicated_trials",
+    "merge_into",
     "human_labels",
     "label_rows",
     "label_sets",
