@@ -484,7 +484,9 @@ def projection(config: RunConfig | Mapping[str, Any] | str | Path) -> Projection
     if isinstance(config, (str, Path)):
         cfg, protocol = _resumable(Path(config))
         with RunStore.open(config) as store:
-            done = {r.trial_id for r in store.trials() if r.status == "done" and r.outcome != "error"}
+            done = {
+                r.trial_id for r in store.trials() if r.status == "done" and r.outcome != "error"
+            }
         rows = [r for r in plan_rows(protocol, cfg) if r.trial_id not in done]
         return project(protocol, cfg, rows)
     cfg = as_config(config)
@@ -544,7 +546,7 @@ def merge(run_dirs: Sequence[str | Path], out: str | Path) -> MergeResult:
         first = _design(manifests[0])
         for d, manifest in zip(dirs[1:], manifests[1:], strict=True):
             other = _design(manifest)
-            for key in first.keys() | other.keys():
+            for key in [*first, *(k for k in other if k not in first)]:
                 if first.get(key) != other.get(key):
                     raise ConfigError(
                         f"{d} is not a shard of the same run as {dirs[0]}: {key} differs "

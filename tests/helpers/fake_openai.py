@@ -9,6 +9,8 @@ a reply chosen by a *subject* (a function of the request body), and can inject f
 * ``"malformed"``  HTTP 200 whose body is not JSON
 * ``"bad-shape"``  HTTP 200 with JSON that is not a chat completion
 * ``"filter"``     a normal completion with ``finish_reason: "content_filter"``
+* ``"401"``, ``"402"``, ``"403"``  an auth or quota refusal with a JSON error body
+* ``"429"``        a rate limit, with ``Retry-After: 0``
 
 Faults are consumed in order from ``faults`` (a queue shared by all requests), or chosen by
 ``fault_for(body)``; when neither gives one the request succeeds. Use it in-process::
@@ -40,7 +42,7 @@ from typing import Any
 Body = dict[str, Any]
 Subject = Callable[[Body], str]
 
-FAULTS = ("500", "timeout", "reset", "malformed", "bad-shape", "filter")
+FAULTS = ("500", "timeout", "reset", "malformed", "bad-shape", "filter", "401", "402", "403", "429")
 
 
 def _last_user_text(body: Body) -> str:
@@ -100,6 +102,7 @@ class FakeOpenAI:
         self.injected: list[str] = []
         self.auth_headers: set[str] = set()
         self.bodies: list[Body] = []
+        self.request_headers: list[dict[str, str]] = []  # of chat requests, with keep_bodies
         self.keep_bodies = False
         self._sock = socket.create_server(("127.0.0.1", port), backlog=1024)
         self._port = int(self._sock.getsockname()[1])
@@ -179,6 +182,9 @@ class FakeOpenAI:
                     if sep:
                         headers[name.strip().lower()] = value.strip()
                 raw = await reader.readexactly(int(headers.get("content-length") or 0))
+                if self.keep_bodies and path.rstrip("/").endswith("/chat/completions"):
+                    with self.lock:
+                        self.request_headers.append(headers)
                 auth = headers.get("authorization")
                 if auth:
                     with self.lock:
@@ -220,6 +226,11 @@ class FakeOpenAI:
         model = str(body.get("model", "fake-model"))
         if fault == "500":
             return await _send(writer, 500, {"error": {"message": "injected internal error"}})
+        if fault in ("401", "402", "403"):
+            return await _send(writer, int(fault), {"error": {"message": f"injected {fault}"}})
+        if fault == "429":
+            error = {"error": {"message": "injected rate limit"}}
+            return await _send(writer, 429, error, {"Retry-After": "0"})
         if fault == "timeout":
             await asyncio.sleep(self.hang_s)
             writer.close()
@@ -241,18 +252,24 @@ class FakeOpenAI:
         return await _send(writer, 200, completion_body(model, self.subject(body)))
 
 
-async def _send(writer: asyncio.StreamWriter, status: int, payload: Any) -> bool:
+async def _send(
+    writer: asyncio.StreamWriter, status: int, payload: Any, headers: dict[str, str] | None = None
+) -> bool:
     data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     reason = {
         200: "OK",
         400: "Bad Request",
         401: "Unauthorized",
+        402: "Payment Required",
+        403: "Forbidden",
         404: "Not Found",
+        429: "Too Many Requests",
         500: "Internal Server Error",
     }
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     writer.write(
         f"HTTP/1.1 {status} {reason.get(status, 'Status')}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n{extra}"
         "Connection: keep-alive\r\n\r\n".encode()
         + data
     )

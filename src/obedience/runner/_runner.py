@@ -181,7 +181,9 @@ def _prompt_chars(request: Request) -> int:
     return sum(len(json.dumps(m.get("content"), ensure_ascii=False)) for m in request.messages)
 
 
-def project(protocol: Protocol, config: RunConfig, rows: Sequence[TrialRow] | None = None) -> Projection:
+def project(
+    protocol: Protocol, config: RunConfig, rows: Sequence[TrialRow] | None = None
+) -> Projection:
     """The projection of ``config`` (or of ``rows``, e.g. the trials still to run)."""
     planned = plan_rows(protocol, config) if rows is None else list(rows)
     per_cell: dict[tuple[str, str], tuple[int, int, int, int]] = {}
@@ -453,11 +455,7 @@ class Runner:
             for row in endpoint_rows:
                 queue.put_nowait(row)
             backend = self.backend_for(endpoint_rows[0])
-            n = (
-                limits.get(endpoint)
-                or self.config.concurrency
-                or backend.default_concurrency
-            )
+            n = limits.get(endpoint) or self.config.concurrency or backend.default_concurrency
             n = min(n, len(endpoint_rows))
             workers += [asyncio.create_task(self._worker(queue)) for _ in range(n)]
         try:
