@@ -278,7 +278,7 @@ def test_max_cost_uses_the_configured_prices_and_stops(tmp_path: Path) -> None:
             max_cost=0.5,
             prices={"prompt": 1000.0, "completion": 2000.0},
         )
-        with pytest.raises(obedience.RunStopped, match="--max-cost 0.5"):
+        with pytest.raises(obedience.RunStopped, match=r"--max-cost 0\.5"):
             obedience.run(config, tmp_path / "run", label=False, report=False)
         assert server.chat_requests == 5
         obedience.resume(tmp_path / "run", label=False, report=False)

@@ -8,7 +8,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from obedience.engine import Request
 
-
 # The trial id of the request being made, set by the runner for each trial's task: an
 # OpenAI-compatible backend sends it as the session key (the ``user`` field and routing
 # headers), so that a router with session affinity keeps a trial on one replica.

@@ -4,10 +4,10 @@ Trials are grouped by endpoint (one server, or one in-process model); each
 endpoint gets ``concurrency`` workers, so a slow or failing server never starves
 another. A model served by several endpoints (replicas) has each trial pinned to
 one of them for its whole life, by a stable hash of the trial id, so every turn
-of a trial reuses that server's prefix cache. Transport faults are retried with exponential backoff and jitter; a
-trial whose transport still fails ends as ``error`` (never as a refusal) and
-the run goes on. Events are committed after every reply, so a killed process
-loses at most the replies in flight.
+of a trial reuses that server's prefix cache. Transport faults are retried with
+exponential backoff and jitter; a trial whose transport still fails ends as
+``error`` (never as a refusal; ``resume`` runs it again) and the run goes on.
+Events are committed after every reply, so a killed process loses at most the replies in flight.
 
 A budget (``max_requests``, ``max_cost``) or the circuit breaker (a storm of
 401/402/403 or 429 answers) stops the run cleanly: no new request is sent, the
@@ -39,10 +39,10 @@ from obedience._text import (
 )
 from obedience._version import __version__
 from obedience.backends import (
+    SESSION_KEY,
     Backend,
     BackendError,
     Completion,
-    SESSION_KEY,
     Sampling,
     TransportError,
     attach_llama_log,
@@ -186,6 +186,7 @@ def project(
 ) -> Projection:
     """The projection of ``config`` (or of ``rows``, e.g. the trials still to run)."""
     planned = plan_rows(protocol, config) if rows is None else list(rows)
+    obedient = scripted_subject("obedient")
     per_cell: dict[tuple[str, str], tuple[int, int, int, int]] = {}
     totals = [0, 0, 0, 0, 0]
     for row in planned:
@@ -194,11 +195,10 @@ def project(
             spec = protocol.condition(row.condition)
             trial = Trial(spec, row.condition, row.seed)
             chars: list[int] = []
-            subject = scripted_subject("obedient")
 
             def answer(request: Request, chars: list[int] = chars) -> Reply:
                 chars.append(_prompt_chars(request))
-                return subject(request)
+                return obedient(request)
 
             run_with(trial, answer)
             cap = spec.stopping.max_steps * spec.policy.max_attempts
@@ -352,12 +352,9 @@ class _Governor:
 
     def before_request(self) -> None:
         """Count one request about to be sent; raise ``_Stop`` if the run is stopping."""
-        if self.reason is None and self.config.max_requests is not None:
-            if self.requests >= self.config.max_requests:
-                self.reason = (
-                    f"budget reached: {self.requests} requests sent "
-                    f"(--max-requests {self.config.max_requests})"
-                )
+        limit = self.config.max_requests
+        if self.reason is None and limit is not None and self.requests >= limit:
+            self.reason = f"budget reached: {self.requests} requests sent (--max-requests {limit})"
         if self.reason is not None:
             raise _Stop
         self.requests += 1
@@ -375,9 +372,10 @@ class _Governor:
         if status in AUTH_STATUSES:
             self.auth_streak += 1
             if self.auth_streak >= self.config.breaker.auth and self.reason is None:
+                detail = " ".join(str(err).split())[:160]
                 self.reason = (
                     f"circuit breaker: {self.auth_streak} requests in a row refused with "
-                    f"HTTP {status} by {where} (API key or quota?): {' '.join(str(err).split())[:160]}"
+                    f"HTTP {status} by {where} (API key or quota?): {detail}"
                 )
         elif status == RATE_LIMIT_STATUS:
             self.rate_streak += 1

@@ -32,9 +32,9 @@ __all__ = [
     "TrialRow",
     "add_label_set",
     "duplicated_trials",
-    "merge_into",
     "human_labels",
     "label_rows",
     "label_sets",
+    "merge_into",
     "trial_key",
 ]
