@@ -356,3 +356,21 @@ def test_a_few_rate_limits_are_retried_without_tripping(tmp_path: Path) -> None:
         obedience.run(config, tmp_path / "run", label=False, report=False)
     with RunStore.open(tmp_path / "run") as store:
         assert {r.outcome for r in store.trials()} == {"max-reached"}
+
+
+def test_the_merge_command_fronts_the_api(tmp_path: Path) -> None:
+    from tests.helpers.cli import run_cli
+
+    obedience.run(_grid(shard="0/2"), tmp_path / "a", label=False, report=False)
+    obedience.run(_grid(shard="1/2"), tmp_path / "b", label=False, report=False)
+    other = _grid(shard="1/2", protocol="milgram1963", conditions=[])
+    obedience.run(other, tmp_path / "proto", label=False, report=False)
+    bad = run_cli(
+        ["merge", str(tmp_path / "a"), str(tmp_path / "proto"), "-o", str(tmp_path / "x")]
+    )
+    lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
+    assert bad.returncode == 2 and len(lines) == 1 and "protocol differs" in lines[0], bad.stderr
+    assert not (tmp_path / "x").exists()
+    good = run_cli(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m")])
+    assert good.returncode == 0, good.stderr
+    assert "merged 2 runs" in good.stdout and "24 trials" in good.stdout
