@@ -7,7 +7,8 @@ check it; llama-cpp-python's server has no such route). Run it as a process::
 
     python -m tests.helpers.recording_proxy --port P --upstream http://127.0.0.1:Q --log FILE
 
-It prints ``PORT <n>`` once listening.
+It prints ``PORT <n>`` once listening. A body's ``max_completion_tokens`` (what
+sglang-router sends) is forwarded as ``max_tokens`` too, which llama-cpp-python reads.
 """
 
 from __future__ import annotations
@@ -78,14 +79,23 @@ class RecordingProxy:
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         user = None
+        keys: list[str] = []
         if body:
             with contextlib.suppress(ValueError, AttributeError):
-                user = json.loads(body).get("user")
+                data = json.loads(body)
+                user = data.get("user")
+                keys = sorted(data)
+                # sglang-router sends the cap as ``max_completion_tokens`` only, which
+                # llama-cpp-python's server does not read: hand it on as ``max_tokens``.
+                if "max_completion_tokens" in data and "max_tokens" not in data:
+                    data["max_tokens"] = data["max_completion_tokens"]
+                    body = json.dumps(data).encode()
         self._record(
             {
                 "method": method,
                 "path": path,
                 "user": user,
+                "keys": keys,
                 "routing_key": headers.get("x-smg-routing-key"),
                 "session_id": headers.get("x-session-id"),
             }

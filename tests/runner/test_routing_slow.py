@@ -114,7 +114,7 @@ def test_pinned_endpoints_keep_every_request_of_a_trial_on_one_server(
     config = obedience.RunConfig(
         models=[model], conditions=["PC-NS-NF"], trials=trials, max_tokens=4,
         endpoints=[{"url": f"{u}/v1", "concurrency": 2} for u in urls],
-        max_requests=REQUESTS, timeout=300, seed=3,
+        max_requests=REQUESTS, timeout=120, seed=3,
     )  # fmt: skip
     recorded = _run_briefly(config, tmp_path / "run")
     per_server = [rows[n:] for rows, n in zip(_chat_requests(logs), before, strict=True)]
@@ -150,7 +150,7 @@ def test_sglang_router_manual_policy_keeps_every_request_of_a_trial_on_one_worke
         config = obedience.RunConfig(
             models=[f"openai:{served}"], conditions=["PC-NS-NF"], trials=4, max_tokens=4,
             base_url=f"http://127.0.0.1:{port}/v1", concurrency=4,
-            max_requests=REQUESTS, timeout=300, seed=4,
+            max_requests=REQUESTS, timeout=120, seed=4,
         )  # fmt: skip
         recorded = _run_briefly(config, tmp_path / "run")
     finally:
