@@ -374,3 +374,19 @@ def test_the_merge_command_fronts_the_api(tmp_path: Path) -> None:
     good = run_cli(["merge", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "m")])
     assert good.returncode == 0, good.stderr
     assert "merged 2 runs" in good.stdout and "24 trials" in good.stdout
+
+
+def test_base_url_given_twice_on_the_command_line_pins_trials_to_both(tmp_path: Path) -> None:
+    from tests.helpers.cli import run_cli
+
+    with FakeOpenAI() as a, FakeOpenAI() as b:
+        a.keep_bodies = b.keep_bodies = True
+        args = ["run", "-m", MODEL, "-c", "PC-NS-NF", "-n", "6", "-q", "--no-report"]
+        args += ["--base-url", a.base_url, "--base-url", b.base_url, "-o", str(tmp_path / "r")]
+        done = run_cli(args, timeout=120)
+        assert done.returncode == 0, done.stderr
+        got = [{body["user"] for body in s.bodies} for s in (a, b)]
+    ids = [f"{MODEL}|PC-NS-NF|{i}" for i in range(1, 7)]
+    assert got == [{t for t in ids if endpoint_index(t, 2) == k} for k in (0, 1)]
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert [e["url"] for e in manifest["config"]["endpoints"]] == [a.base_url, b.base_url]
