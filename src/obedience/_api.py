@@ -38,7 +38,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from obedience.protocols import Protocol, ProtocolError, load_protocol
-from obedience.runner import ConfigError, RunConfig, conditions_for, validate_config
+from obedience.runner import (
+    ConfigError,
+    Projection,
+    RunConfig,
+    RunStopped,
+    conditions_for,
+    validate_config,
+)
 from obedience.runner import Progress as RunProgress
 from obedience.store import DATABASE, RunStore, StoreError
 
@@ -66,6 +73,7 @@ def errors() -> tuple[type[Exception], ...]:
 
     return (
         ConfigError,
+        RunStopped,
         ProtocolError,
         StoreError,
         BackendError,
@@ -121,6 +129,17 @@ class RunResult:
     report: Path | None = None
     report_error: str | None = None
     classifier: str = "none"
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What ``merge`` wrote: the run directory, runs merged, trials, events, label sets."""
+
+    run_dir: Path
+    runs: int
+    trials: int
+    events: int
+    label_sets: int
 
 
 @dataclass(frozen=True)
@@ -243,18 +262,39 @@ def as_config(config: RunConfig | Mapping[str, Any], source: str = "run config")
     return validate_config(dict(config), source)
 
 
-def make_backends(config: RunConfig) -> dict[str, Backend]:
-    """One backend per distinct model spec of ``config``, with its backend options."""
+def make_backends(config: RunConfig) -> dict[str, Backend | list[Backend]]:
+    """One backend per distinct model spec of ``config``, with its backend options; an
+    ``openai:`` model with several ``endpoints`` gets one backend per endpoint (a list)."""
     from obedience.backends import BackendOptions, make_backend
 
-    options = BackendOptions(
-        base_url=config.base_url,
-        chat_template=config.chat_template,
-        timeout=config.timeout,
-        grammar_dialect=config.grammar_dialect,
-        session_headers=None if config.session_headers is None else tuple(config.session_headers),
-    )
-    return {spec: make_backend(spec, options) for spec in dict.fromkeys(config.models)}
+    headers = None if config.session_headers is None else tuple(config.session_headers)
+
+    def options(url: str | None) -> BackendOptions:
+        return BackendOptions(
+            base_url=url,
+            chat_template=config.chat_template,
+            timeout=config.timeout,
+            grammar_dialect=config.grammar_dialect,
+            session_headers=headers,
+        )
+
+    urls = [e.url for e in config.endpoints]
+    out: dict[str, Backend | list[Backend]] = {}
+    for spec in dict.fromkeys(config.models):
+        if spec.startswith("openai:") and len(urls) > 1:
+            out[spec] = [make_backend(spec, options(url)) for url in urls]
+        else:
+            out[spec] = make_backend(spec, options(urls[0] if urls else config.base_url))
+    return out
+
+
+def _close_all(backends: Mapping[str, Any]) -> Coroutine[Any, Any, None]:
+    async def close() -> None:
+        for value in backends.values():
+            for backend in value if isinstance(value, (list, tuple)) else [value]:
+                await backend.aclose()
+
+    return close()
 
 
 async def _execute(
@@ -262,7 +302,7 @@ async def _execute(
     resuming: bool,
     protocol: Protocol,
     config: RunConfig,
-    backends: dict[str, Backend] | None,
+    backends: Mapping[str, Backend | Sequence[Backend]] | None,
     progress: ProgressCallback | None,
     on_start: Callable[[Path], None] | None,
 ) -> None:
@@ -290,8 +330,7 @@ async def _execute(
             await Runner(store, protocol, config, live, RunProgress(on_change=progress)).run()
     finally:
         if owned:
-            for backend in live.values():
-                await backend.aclose()
+            await _close_all(live)
 
 
 def _finish(run_dir: Path, label: bool, report: bool) -> RunResult:
@@ -327,7 +366,7 @@ async def run_async(
     config: RunConfig | Mapping[str, Any],
     out: str | Path,
     *,
-    backends: dict[str, Backend] | None = None,
+    backends: Mapping[str, Backend | Sequence[Backend]] | None = None,
     progress: ProgressCallback | None = None,
     on_start: Callable[[Path], None] | None = None,
     label: bool = True,
@@ -358,7 +397,7 @@ async def plan_async(
     config: RunConfig | Mapping[str, Any],
     out: str | Path,
     *,
-    backends: dict[str, Backend] | None = None,
+    backends: Mapping[str, Backend | Sequence[Backend]] | None = None,
 ) -> Path:
     """Create the run directory ``out`` with its manifest and every planned trial, and run
     none of them: ``resume(out)`` runs them later (on this machine or another).
@@ -376,8 +415,7 @@ async def plan_async(
         meta = await preflight(live, protocol, cfg)
     finally:
         if owned:
-            for backend in live.values():
-                await backend.aclose()
+            await _close_all(live)
     with RunStore.create(run_dir) as store:
         store.write_manifest(build_manifest(protocol, cfg, meta))
         store.plan_trials(plan_rows(protocol, cfg))
@@ -413,7 +451,7 @@ async def resume_async(
     run_dir: str | Path,
     *,
     overrides: Mapping[str, Any] | None = None,
-    backends: dict[str, Backend] | None = None,
+    backends: Mapping[str, Backend | Sequence[Backend]] | None = None,
     progress: ProgressCallback | None = None,
     on_start: Callable[[Path], None] | None = None,
     label: bool = True,
@@ -437,6 +475,135 @@ async def resume_async(
 
 
 resume = _blocking(resume_async)
+
+
+# ------------------------------------------------------------------ scale: plan, shards
+
+
+def projection(config: RunConfig | Mapping[str, Any] | str | Path) -> Projection:
+    """Requests and tokens a run will ask for, from its design, before anything is sent.
+
+    ``config``: a new run's config (its shard only, with ``shard``), or a run directory
+    (the trials it still has to run, as ``resume`` would). See ``Projection``.
+
+    >>> print(obedience.projection(cfg).line())  # doctest: +SKIP
+    projection: 16 trials; requests <= 16,000 (144 if every trial ...
+    """
+    from obedience.runner import plan_rows, project
+
+    if isinstance(config, (str, Path)):
+        cfg, protocol = _resumable(Path(config))
+        with RunStore.open(config) as store:
+            done = {
+                r.trial_id for r in store.trials() if r.status == "done" and r.outcome != "error"
+            }
+        rows = [r for r in plan_rows(protocol, cfg) if r.trial_id not in done]
+        return project(protocol, cfg, rows)
+    cfg = as_config(config)
+    protocol = load_protocol(cfg.protocol)
+    conditions_for(protocol, cfg)
+    return project(protocol, cfg)
+
+
+# What may differ between shards of one run: where and how fast it ran, and its budget.
+_SHARD_FREE = frozenset(
+    {"shard", "endpoints", "base_url", "concurrency", "timeout", "retries", "backoff",
+     "max_requests", "max_cost", "prices", "breaker"}
+)  # fmt: skip
+
+
+def _design(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    config = {k: v for k, v in (manifest.get("config") or {}).items() if k not in _SHARD_FREE}
+    protocol = manifest.get("protocol") or {}
+    return {
+        "protocol": protocol.get("name"),
+        "protocol sha256": protocol.get("sha256"),
+        "conditions": protocol.get("conditions"),
+        **{f"config.{k}": v for k, v in sorted(config.items())},
+        "sampling": manifest.get("sampling"),
+    }
+
+
+def merge(run_dirs: Sequence[str | Path], out: str | Path) -> MergeResult:
+    """Combine the shards of one run (``obedience run --shard I/N``) into the new run
+    directory ``out``, losslessly: every trial, every attempt's events, every label set
+    and the current labels, row for row.
+
+    Refused with one line, and nothing written, when the runs are not of one design
+    (protocol, its hash, conditions, models, trials, seed, sampling: the manifests must
+    agree on all but where and how fast each shard ran), or when a trial is in two of
+    them. Unfinished trials stay unfinished: ``resume(out)`` completes them, and runs
+    the trials of any shard that was not given.
+
+    >>> obedience.merge(["runs/s0", "runs/s1"], "runs/all").trials  # doctest: +SKIP
+    240
+    """
+    import shutil
+
+    from obedience.store import duplicated_trials, merge_into
+
+    dirs = [Path(d) for d in run_dirs]
+    if not dirs:
+        raise ConfigError("merge needs at least one run directory")
+    target = Path(out)
+    if target.exists() and any(target.iterdir()):
+        raise StoreError(f"{target} exists and is not empty; merge writes a new run directory")
+    if len(set(d.resolve() for d in dirs)) != len(dirs):
+        raise ConfigError("merge: a run directory is given twice")
+    stores = [RunStore.open(d) for d in dirs]
+    try:
+        manifests = [s.manifest() for s in stores]
+        first = _design(manifests[0])
+        for d, manifest in zip(dirs[1:], manifests[1:], strict=True):
+            other = _design(manifest)
+            for key in [*first, *(k for k in other if k not in first)]:
+                if first.get(key) != other.get(key):
+                    raise ConfigError(
+                        f"{d} is not a shard of the same run as {dirs[0]}: {key} differs "
+                        f"({_short_repr(other.get(key))} vs {_short_repr(first.get(key))})"
+                    )
+        duplicates = duplicated_trials(stores)
+        if duplicates:
+            trial, a, b = duplicates[0]
+            raise ConfigError(
+                f"trial {trial!r} is in both {a} and {b} ({len(duplicates)} duplicated); "
+                "merge takes disjoint shards"
+            )
+        created = not target.exists()
+        try:
+            with RunStore.create(target) as merged:
+                merged.write_manifest(_merged_manifest(dirs, manifests))
+                counts = merge_into(merged, stores)
+        except BaseException:
+            if created:
+                shutil.rmtree(target, ignore_errors=True)
+            raise
+    finally:
+        for store in stores:
+            store.close()
+    return MergeResult(target, len(dirs), counts["trials"], counts["events"], counts["label_sets"])
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _merged_manifest(dirs: list[Path], manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = json.loads(json.dumps(manifests[0]))
+    merged["config"]["shard"] = None
+    models: dict[str, Any] = {}
+    for manifest in manifests:
+        for spec, meta in (manifest.get("models") or {}).items():
+            models.setdefault(spec, meta)
+    merged["models"] = models
+    merged["created_unix"] = min(m.get("created_unix", 0) for m in manifests)
+    merged["deviations"] = sorted({d for m in manifests for d in m.get("deviations") or []})
+    merged["merged_from"] = [
+        {"run_dir": str(d), "shard": (m.get("config") or {}).get("shard")}
+        for d, m in zip(dirs, manifests, strict=True)
+    ]
+    return merged
 
 
 # ------------------------------------------------------------------ labels

@@ -9,6 +9,8 @@ a reply chosen by a *subject* (a function of the request body), and can inject f
 * ``"malformed"``  HTTP 200 whose body is not JSON
 * ``"bad-shape"``  HTTP 200 with JSON that is not a chat completion
 * ``"filter"``     a normal completion with ``finish_reason: "content_filter"``
+* ``"401"``, ``"402"``, ``"403"``  an auth or quota refusal with a JSON error body
+* ``"429"``        a rate limit, with ``Retry-After: 0``
 
 * ``"429"``        an HTTP 429 with ``Retry-After: <retry_after>`` (when set)
 
@@ -51,7 +53,7 @@ from typing import Any
 Body = dict[str, Any]
 Subject = Callable[[Body], str]
 
-FAULTS = ("500", "timeout", "reset", "malformed", "bad-shape", "filter")
+FAULTS = ("500", "timeout", "reset", "malformed", "bad-shape", "filter", "401", "402", "403", "429")
 
 
 def _last_user_text(body: Body) -> str:
@@ -119,6 +121,7 @@ class FakeOpenAI:
         self.auth_headers: set[str] = set()
         self.bodies: list[Body] = []
         self.headers: list[dict[str, str]] = []
+        self.request_headers: list[dict[str, str]] = []  # of chat requests, with keep_bodies
         self.keep_bodies = False
         self.retry_after = retry_after
         self._sock = socket.create_server(("127.0.0.1", port), backlog=4096, reuse_port=reuse_port)
@@ -202,6 +205,9 @@ class FakeOpenAI:
                     if sep:
                         headers[name.strip().lower()] = value.strip()
                 raw = await reader.readexactly(int(headers.get("content-length") or 0))
+                if self.keep_bodies and path.rstrip("/").endswith("/chat/completions"):
+                    with self.lock:
+                        self.request_headers.append(headers)
                 auth = headers.get("authorization")
                 if auth:
                     with self.lock:
@@ -252,6 +258,8 @@ class FakeOpenAI:
         model = str(body.get("model", "fake-model"))
         if fault == "500":
             return await _send(writer, 500, {"error": {"message": "injected internal error"}})
+        if fault in ("401", "402", "403"):
+            return await _send(writer, int(fault), {"error": {"message": f"injected {fault}"}})
         if fault == "429":
             extra = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
             return await _send(writer, 429, {"error": {"message": "slow down"}}, extra)
@@ -280,6 +288,8 @@ _REASONS = {
     200: "OK",
     400: "Bad Request",
     401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
     404: "Not Found",
     429: "Too Many Requests",
     500: "Internal Server Error",

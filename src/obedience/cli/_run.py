@@ -28,8 +28,22 @@ def _gather_config(config_file: Path | None, flags: dict[str, Any]) -> obedience
     if config_file is not None:
         data.update(obedience.load_config_file(config_file))
         source = str(config_file)
-    data.update({k: v for k, v in flags.items() if v not in (None, [], ())})
+    given = {k: v for k, v in flags.items() if v not in (None, [], ())}
+    if "endpoints" in given:  # the command line's servers replace the file's
+        data.pop("base_url", None)
+    if "base_url" in given:
+        data.pop("endpoints", None)
+    data.update(given)
     return obedience.validate_config(data, source)
+
+
+def _server_flags(urls: list[str] | None) -> dict[str, Any]:
+    """``--base-url`` once: the server; several times: the endpoints (one trial, one each)."""
+    if not urls:
+        return {"base_url": None, "endpoints": None}
+    if len(urls) == 1:
+        return {"base_url": urls[0], "endpoints": None}
+    return {"base_url": None, "endpoints": [{"url": u} for u in urls]}
 
 
 def _default_out(config: obedience.RunConfig) -> Path:
@@ -87,7 +101,12 @@ def run(
     ),
     temperature: float | None = typer.Option(None, "--temperature"),
     max_tokens: int | None = typer.Option(None, "--max-tokens"),
-    base_url: str | None = typer.Option(None, "--base-url", help="OpenAI-compatible server URL."),
+    base_url: list[str] = typer.Option(
+        None,
+        "--base-url",
+        help="OpenAI-compatible server URL; repeat for several replicas (each trial is "
+        "pinned to one by a hash of its id).",
+    ),
     chat_template: str | None = typer.Option(
         None, "--chat-template", help="gguf: 'auto' (from metadata), 'gemma', or a Jinja file."
     ),
@@ -96,6 +115,15 @@ def run(
         None, "--config", help="TOML file with these settings."
     ),
     resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run."),
+    shard: str | None = typer.Option(
+        None, "--shard", help="Run slice I of N of the grid (I from 0), e.g. 0/4; then merge."
+    ),
+    max_requests: int | None = typer.Option(
+        None, "--max-requests", help="Stop cleanly after this many requests (resumable)."
+    ),
+    max_cost: float | None = typer.Option(
+        None, "--max-cost", help="Stop cleanly once this much is spent (resumable)."
+    ),
     no_report: bool = typer.Option(False, "--no-report", help="Skip writing the HTML report."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     verbose: bool = typer.Option(
@@ -113,14 +141,21 @@ def run(
         "concurrency": concurrency,
         "temperature": temperature,
         "max_tokens": max_tokens,
-        "base_url": base_url,
+        **_server_flags(base_url),
         "chat_template": chat_template,
         "timeout": timeout,
+        "shard": shard,
+        "max_requests": max_requests,
+        "max_cost": max_cost,
     }
     bar, update = _progress_bar(not quiet)
 
+    plan: list[str] = []
+
     def started(where: Path) -> None:
         console.print(f"run directory: {escape_markup(str(where))}")
+        for line in plan:  # after the preflight: an unusable server gives one error line
+            console.print(escape_markup(line))
         bar.start()
 
     run_dir = resume
@@ -129,6 +164,7 @@ def run(
             if resume is None:
                 config = _gather_config(config_file, flags)
                 run_dir = out or _default_out(config)
+                plan.append(obedience.projection(config).line())
                 result = obedience.run(
                     config, run_dir, progress=update, on_start=started, report=not no_report
                 )
@@ -137,6 +173,7 @@ def run(
                     raise obedience.ConfigError(
                         "--config cannot be combined with --resume: a run keeps its config"
                     )
+                plan.append(obedience.projection(resume).line())
                 result = obedience.resume(
                     resume,
                     overrides=flags,
@@ -152,6 +189,8 @@ def run(
             f"Resume with: obedience run --resume {run_dir}",
             code=130,
         )
+    except obedience.RunStopped as exc:  # a budget or the circuit breaker: resumable
+        fail(str(exc), code=3)
     except obedience.ERRORS as exc:
         fail(str(exc))
     console.print(
@@ -166,6 +205,22 @@ def run(
         fail(f"the run is complete and stored; the report was not written: {result.report_error}")
     if result.report is not None:
         console.print(f"report: {escape_markup(str(result.report))}")
+
+
+@app.command()
+def merge(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories: the shards of one run."),
+    out: Path = typer.Option(..., "--out", "-o", help="New run directory to write."),
+) -> None:
+    """Combine shards (obedience run --shard I/N) into one run, every event and label kept."""
+    try:
+        result = obedience.merge(run_dirs, out)
+    except obedience.ERRORS as exc:
+        fail(str(exc))
+    console.print(
+        f"merged {result.runs} runs into {escape_markup(str(result.run_dir))}: "
+        f"{result.trials} trials, {result.events} events, {result.label_sets} label sets"
+    )
 
 
 def _print_summary(records: list[dict[str, Any]]) -> None:

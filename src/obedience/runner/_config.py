@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from obedience._text import has_surrogates
 from obedience.protocols import ProtocolSpec
@@ -29,6 +29,56 @@ BACKOFF_BASE_S = 0.5
 
 class ConfigError(ValueError):
     """An invalid run configuration. The message is one line."""
+
+
+class Endpoint(BaseModel):
+    """One OpenAI-compatible server (a replica); ``concurrency``: its requests in flight."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1)
+    concurrency: int | None = Field(default=None, ge=1, le=100_000)
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, value: str) -> str:
+        from obedience.backends._openai import check_base_url
+
+        try:
+            check_base_url(value, source="URL")
+        except Exception as exc:  # BackendError: reported as this field's error
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class Prices(BaseModel):
+    """Prices per million tokens, for ``max_cost`` when the server reports no cost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+    completion: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+
+
+class Breaker(BaseModel):
+    """The circuit breaker: consecutive auth/quota failures (no success between) that stop
+    the run. ``auth``: 401, 402 or 403 answers; ``rate_limit``: 429 answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auth: int = Field(default=3, ge=1, le=100_000)
+    rate_limit: int = Field(default=20, ge=1, le=100_000)
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``I/N`` as ``(I, N)`` with ``0 <= I < N``; else a one-line ConfigError."""
+    index, sep, count = spec.strip().partition("/")
+    if not sep or not index.isdigit() or not count.isdigit():
+        raise ConfigError(f"--shard {spec!r}: expected I/N, e.g. 0/4 (shard I of N, from 0)")
+    i, n = int(index), int(count)
+    if n < 1 or i >= n:
+        raise ConfigError(f"--shard {spec!r}: needs N >= 1 and 0 <= I < N (shards are 0..N-1)")
+    return i, n
 
 
 class RunConfig(BaseModel):
@@ -54,6 +104,44 @@ class RunConfig(BaseModel):
     # (None: x-smg-routing-key and x-session-id; []: none). The trial id is also sent as
     # the request's ``user`` field.
     session_headers: list[str] | None = None
+    # Many servers (replicas) of the same models: each trial is pinned to one for its life.
+    endpoints: list[Endpoint] = []
+    # ``I/N``: this process runs slice I (0..N-1) of the grid; ``obedience merge`` joins them.
+    shard: str | None = None
+    # Budget of one invocation (``run`` or one ``resume``): requests sent, and cost.
+    max_requests: int | None = Field(default=None, ge=1)
+    max_cost: float | None = Field(default=None, gt=0.0, allow_inf_nan=False)
+    prices: Prices | None = None
+    breaker: Breaker = Breaker()
+
+    @field_validator("shard")
+    @classmethod
+    def _shard_spec(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            i, n = parse_shard(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc).removeprefix("--shard ")) from None
+        return f"{i}/{n}"
+
+    @model_validator(mode="after")
+    def _one_way_to_name_servers(self) -> RunConfig:
+        if self.base_url is not None and self.endpoints:
+            raise ValueError("give base_url or endpoints, not both")
+        urls = [e.url for e in self.endpoints]
+        if len(set(urls)) != len(urls):
+            raise ValueError("endpoints lists the same url twice")
+        return self
+
+    def shard_of(self) -> tuple[int, int] | None:
+        return None if self.shard is None else parse_shard(self.shard)
+
+    def endpoint_list(self) -> list[Endpoint]:
+        """The servers of OpenAI-compatible models: ``endpoints``, or the one ``base_url``."""
+        if self.endpoints:
+            return list(self.endpoints)
+        return [Endpoint(url=self.base_url)] if self.base_url else []
 
     def max_tokens_for(self, model: str, spec: ProtocolSpec) -> int:
         if self.max_tokens is not None:
@@ -131,9 +219,17 @@ _RESUME_FLAGS = {
     "base_url": "--base-url",
     "chat_template": "--chat-template",
     "timeout": "--timeout",
+    "endpoints": "--base-url",
+    "shard": "--shard",
+    "max_requests": "--max-requests",
+    "max_cost": "--max-cost",
 }
-# Settings that do not change what is measured, only how fast or patiently.
-_RESUME_FREE = frozenset({"concurrency", "timeout"})
+# Settings that do not change what is measured, only how fast, where or how patiently.
+# A trial's endpoint is a hash of its id over the endpoint list, so a changed list moves
+# only unfinished trials (a finished one never runs again).
+_RESUME_FREE = frozenset({"concurrency", "timeout", "endpoints", "max_requests", "max_cost"})
+# A budget is one invocation's: a resumed run has none unless given again.
+_PER_INVOCATION = ("max_requests", "max_cost")
 
 
 def resume_config(manifest: dict[str, Any], flags: dict[str, Any], source: str) -> RunConfig:
@@ -149,13 +245,15 @@ def resume_config(manifest: dict[str, Any], flags: dict[str, Any], source: str) 
     if not isinstance(protocol, dict) or not isinstance(protocol.get("sha256"), str):
         raise ConfigError(f"{source} has no 'protocol.sha256'; this run cannot be resumed")
     config = validate_config(stored, source)
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {k: None for k in _PER_INVOCATION if getattr(config, k) is not None}
     for key, value in flags.items():
         if value in (None, [], ()) or key not in _RESUME_FLAGS:
             continue
         current = getattr(config, key)
         wanted = list(value) if isinstance(value, (list, tuple)) else value
-        if wanted == current:
+        if key == "endpoints":
+            current = [e.model_dump() for e in current]
+        if wanted == current and key not in _PER_INVOCATION:
             continue
         if key in _RESUME_FREE or (
             key == "trials" and isinstance(wanted, int) and wanted > config.trials

@@ -2,22 +2,30 @@
 
 Trials are grouped by endpoint (one server, or one in-process model); each
 endpoint gets ``concurrency`` workers, so a slow or failing server never starves
-another. Each engine request goes to the backend as a ``ChatRequest`` carrying the
-trial id as its session key. Transport faults are retried by the backends' shared
-retry loop (exponential backoff with jitter, Retry-After honoured); a trial whose
-transport still fails ends as ``error`` (never as a refusal) and the run goes on.
-Events are committed after every reply, so a killed process loses at most the replies
-in flight.
+another. A model served by several endpoints (replicas) has each trial pinned to
+one of them for its whole life, by a stable hash of the trial id, so every turn
+of a trial reuses that server's prefix cache; each request is a ``ChatRequest``
+carrying the trial id as its session key, for routers with session affinity.
+Transport faults are retried by the backends' shared retry loop (exponential
+backoff with jitter, Retry-After honoured); a trial whose transport still fails
+ends as ``error`` (never as a refusal; ``resume`` runs it again) and the run goes on.
+Events are committed after every reply, so a killed process loses at most the replies in flight.
+
+A budget (``max_requests``, ``max_cost``) or the circuit breaker (a storm of
+401/402/403 or 429 answers) stops the run cleanly: no new request is sent, the
+trials in flight are left unfinished, and ``resume`` completes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import platform
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +33,7 @@ from obedience._text import strip_userinfo
 from obedience._version import __version__
 from obedience.backends import (
     Backend,
+    BackendError,
     ChatRequest,
     Completion,
     RetryPolicy,
@@ -36,11 +45,15 @@ from obedience.backends import (
     with_retries,
 )
 from obedience.backends._retry import stored_text
-from obedience.engine import Request, Trial
+from obedience.engine import Reply, Request, Trial, run_with, scripted_subject
 from obedience.protocols import Protocol, ProtocolSpec
 from obedience.runner._config import RunConfig, derive_seed, stimulus_seed
 from obedience.runner._requests import chat_request, engine_reply, reply_meta, safe_completion
 from obedience.store import RunStore, StoreError, TrialRow, trial_key
+
+# HTTP statuses the circuit breaker counts: a bad key or an exhausted quota, and rate limits.
+AUTH_STATUSES = frozenset({401, 402, 403})
+RATE_LIMIT_STATUS = 429
 
 
 @dataclass
@@ -62,6 +75,40 @@ class Progress:
             self.on_change(self)
 
 
+class RunStopped(RuntimeError):
+    """The run stopped before its end (a budget, or the circuit breaker); it is resumable.
+
+    The message is one line and says why.
+    """
+
+
+class _Stop(BaseException):
+    """Raised inside a trial when the run is stopping: the trial is left unfinished.
+
+    A ``BaseException`` like ``asyncio.CancelledError``: the shared retry loop turns every
+    ``Exception`` into a transport fault, and a stopping run must not be retried as one.
+    """
+
+
+def endpoint_index(trial_id: str, count: int) -> int:
+    """The endpoint (0..count-1) a trial is pinned to: a hash of its id, the same in every
+    process and Python version (sha256, not ``hash()``)."""
+    if count <= 1:
+        return 0
+    digest = hashlib.sha256(f"endpoint|{trial_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def in_shard(cell_position: int, trial_index: int, shard: tuple[int, int] | None) -> bool:
+    """Whether trial ``trial_index`` of the ``cell_position``-th (model, condition) cell is in
+    ``shard`` (I, N). Each cell's trials are dealt round the shards, starting at a different
+    shard per cell, so shards are balanced, and growing ``trials`` keeps every trial's shard."""
+    if shard is None:
+        return True
+    index, count = shard
+    return (cell_position + trial_index - 1) % count == index
+
+
 def conditions_for(protocol: Protocol, config: RunConfig) -> list[str]:
     chosen = config.conditions or list(protocol.default_conditions)
     for c in chosen:
@@ -70,11 +117,14 @@ def conditions_for(protocol: Protocol, config: RunConfig) -> list[str]:
 
 
 def plan_rows(protocol: Protocol, config: RunConfig) -> list[TrialRow]:
+    """The trials of the run, or of its shard: the same rows, ids and seeds in every shard."""
     rows = []
-    for model in config.models:
-        for condition in conditions_for(protocol, config):
-            rule = protocol.condition(condition).seed_rule
-            for index in range(1, config.trials + 1):
+    shard = config.shard_of()
+    cells = [(m, c) for m in config.models for c in conditions_for(protocol, config)]
+    for position, (model, condition) in enumerate(cells):
+        rule = protocol.condition(condition).seed_rule
+        for index in range(1, config.trials + 1):
+            if in_shard(position, index, shard):
                 rows.append(
                     TrialRow(
                         trial_id=trial_key(model, condition, index),
@@ -90,6 +140,80 @@ def plan_rows(protocol: Protocol, config: RunConfig) -> list[TrialRow]:
                     )
                 )
     return rows
+
+
+# Characters per token in the projection's prompt estimate (English prose, BPE tokenisers).
+CHARS_PER_TOKEN = 4.0
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What a run will ask for, from its design alone, before any request is sent.
+
+    ``max_requests``: trials x the protocol's decision cap x its attempts per decision
+    (an upper bound, transport retries aside); ``full_requests``: if every trial went to
+    the end with one valid reply per decision (an obedient subject), and
+    ``prompt_tokens`` / ``completion_tokens`` for those requests (prompts estimated at
+    ~4 characters a token; completions at the token cap, a bound). ``max_prompt_tokens``
+    bounds the prompt tokens of ``max_requests`` requests.
+    """
+
+    trials: int
+    max_requests: int
+    full_requests: int
+    prompt_tokens: int
+    max_prompt_tokens: int
+    completion_tokens: int
+
+    def line(self) -> str:
+        return (
+            f"projection: {self.trials} trials; requests <= {self.max_requests:,} "
+            f"({self.full_requests:,} if every trial went to the end with one reply a "
+            f"decision); prompt tokens ~{self.prompt_tokens:,} for those "
+            f"(<= {self.max_prompt_tokens:,}); completion tokens <= {self.completion_tokens:,}"
+        )
+
+
+def _prompt_chars(request: Request) -> int:
+    return sum(len(json.dumps(m.get("content"), ensure_ascii=False)) for m in request.messages)
+
+
+def project(
+    protocol: Protocol, config: RunConfig, rows: Sequence[TrialRow] | None = None
+) -> Projection:
+    """The projection of ``config`` (or of ``rows``, e.g. the trials still to run)."""
+    planned = plan_rows(protocol, config) if rows is None else list(rows)
+    obedient = scripted_subject("obedient")
+    per_cell: dict[tuple[str, str], tuple[int, int, int, int]] = {}
+    totals = [0, 0, 0, 0, 0]
+    for row in planned:
+        key = (row.model, row.condition)
+        if key not in per_cell:
+            spec = protocol.condition(row.condition)
+            trial = Trial(spec, row.condition, row.seed)
+            chars: list[int] = []
+
+            def answer(request: Request, chars: list[int] = chars) -> Reply:
+                chars.append(_prompt_chars(request))
+                return obedient(request)
+
+            run_with(trial, answer)
+            cap = spec.stopping.max_steps * spec.policy.max_attempts
+            longest = max(chars, default=0)
+            per_cell[key] = (
+                cap,
+                len(chars),
+                round(sum(chars) / CHARS_PER_TOKEN),
+                round(cap * longest / CHARS_PER_TOKEN),
+            )
+        cap, full, prompt, max_prompt = per_cell[key]
+        spec = protocol.condition(row.condition)
+        totals[0] += cap
+        totals[1] += full
+        totals[2] += prompt
+        totals[3] += max_prompt
+        totals[4] += full * config.max_tokens_for(row.model, spec)
+    return Projection(len(planned), totals[0], totals[1], totals[2], totals[3], totals[4])
 
 
 def deviations(
@@ -165,22 +289,121 @@ def _manifest_config(config: RunConfig) -> dict[str, Any]:
     data = config.model_dump(mode="json")
     if data.get("base_url"):
         data["base_url"] = strip_userinfo(data["base_url"])  # a password never reaches a file
+    for endpoint in data.get("endpoints") or []:
+        endpoint["url"] = strip_userinfo(endpoint["url"])
     return data
 
 
-async def preflight(
-    backends: dict[str, Backend], protocol: Protocol, config: RunConfig
-) -> dict[str, Any]:
+Replicas = Mapping[str, "Backend | Sequence[Backend]"]
+
+
+def replica_lists(backends: Replicas) -> dict[str, list[Backend]]:
+    """Each model spec's backends as a list: one per endpoint serving it (one, mostly)."""
+    out: dict[str, list[Backend]] = {}
+    for spec, value in backends.items():
+        replicas: list[Backend] = (
+            list(value) if isinstance(value, (list, tuple)) else [value]  # type: ignore[list-item]
+        )
+        if not replicas:
+            raise ValueError(f"model {spec!r} has no backend")
+        out[spec] = replicas
+    return out
+
+
+async def preflight(backends: Replicas, protocol: Protocol, config: RunConfig) -> dict[str, Any]:
+    """Each model's metadata; raises BackendError when a model cannot be served at all.
+
+    A model with several endpoints needs one that answers: the others are recorded as
+    unreachable (``endpoints`` in its metadata), and their trials end as ``error``
+    (retried by ``resume``) while the rest of the run goes on.
+    """
     meta: dict[str, Any] = {}
-    for spec, backend in backends.items():
-        for condition in conditions_for(protocol, config):
-            c = protocol.condition(condition)
-            check_supports(backend, c.channel.kind, c.policy.kind == "constrained")
-        meta[spec] = {
-            **(await backend.preflight()),
-            "capabilities": vars(backend.capabilities),
-        }
+    for spec, replicas in replica_lists(backends).items():
+        for backend in replicas:
+            for condition in conditions_for(protocol, config):
+                c = protocol.condition(condition)
+                check_supports(backend, c.channel.kind, c.policy.kind == "constrained")
+        answers: list[dict[str, Any] | BackendError] = []
+        for backend in replicas:
+            try:
+                answers.append(await backend.preflight())
+            except BackendError as exc:
+                if len(replicas) == 1:
+                    raise
+                answers.append(exc)
+        good = [a for a in answers if isinstance(a, dict)]
+        if not good:
+            raise BackendError(f"no endpoint of {spec} answers: {answers[0]}")
+        meta[spec] = {**good[0], "capabilities": vars(replicas[0].capabilities)}
+        if len(replicas) > 1:
+            meta[spec]["endpoints"] = [
+                {"endpoint": b.endpoint}
+                | ({"unreachable": str(a)} if isinstance(a, BackendError) else {})
+                for b, a in zip(replicas, answers, strict=True)
+            ]
     return meta
+
+
+@dataclass
+class _Governor:
+    """The run's budget and circuit breaker, shared by every worker."""
+
+    config: RunConfig
+    requests: int = 0
+    cost: float = 0.0
+    auth_streak: int = 0
+    rate_streak: int = 0
+    reason: str | None = None
+
+    def before_request(self) -> None:
+        """Count one request about to be sent; raise ``_Stop`` if the run is stopping."""
+        limit = self.config.max_requests
+        if self.reason is None and limit is not None and self.requests >= limit:
+            self.reason = f"budget reached: {self.requests} requests sent (--max-requests {limit})"
+        if self.reason is not None:
+            raise _Stop
+        self.requests += 1
+
+    def succeeded(self, completion: Completion) -> None:
+        self.auth_streak = self.rate_streak = 0
+        self.cost += self._cost_of(completion)
+        limit = self.config.max_cost
+        if limit is not None and self.reason is None and self.cost >= limit:
+            self.reason = f"budget reached: cost {self.cost:.4g} (--max-cost {limit:g})"
+
+    def failed(self, err: TransportError, where: str) -> None:
+        """Count an answer toward the breaker; raise ``_Stop`` when it trips."""
+        status = err.status
+        if status in AUTH_STATUSES:
+            self.auth_streak += 1
+            if self.auth_streak >= self.config.breaker.auth and self.reason is None:
+                detail = " ".join(str(err).split())[:160]
+                self.reason = (
+                    f"circuit breaker: {self.auth_streak} requests in a row refused with "
+                    f"HTTP {status} by {where} (API key or quota?): {detail}"
+                )
+        elif status == RATE_LIMIT_STATUS:
+            self.rate_streak += 1
+            if self.rate_streak >= self.config.breaker.rate_limit and self.reason is None:
+                self.reason = (
+                    f"circuit breaker: {self.rate_streak} rate-limit answers (HTTP 429) in a "
+                    f"row from {where}; lower --concurrency or wait for the quota"
+                )
+        else:
+            return
+        if self.reason is not None:
+            raise _Stop
+
+    def _cost_of(self, completion: Completion) -> float:
+        reported = completion.extra.get("cost")
+        if isinstance(reported, (int, float)) and not isinstance(reported, bool):
+            return max(0.0, float(reported))
+        prices = self.config.prices
+        if prices is None:
+            return 0.0
+        prompt = completion.prompt_tokens or 0
+        produced = completion.completion_tokens or 0
+        return (prompt * prices.prompt + produced * prices.completion) / 1e6
 
 
 class Runner:
@@ -189,21 +412,27 @@ class Runner:
         store: RunStore,
         protocol: Protocol,
         config: RunConfig,
-        backends: dict[str, Backend],
+        backends: Replicas,
         progress: Progress | None = None,
     ) -> None:
         self.store = store
         self.protocol = protocol
         self.config = config
-        self.backends = backends
+        self.replicas = replica_lists(backends)
         self.progress = progress or Progress()
         self._fatal: BaseException | None = None
+        self.governor = _Governor(config)
+
+    def backend_for(self, row: TrialRow) -> Backend:
+        """The backend (endpoint) this trial is pinned to for its whole life."""
+        replicas = self.replicas[row.model]
+        return replicas[endpoint_index(row.trial_id, len(replicas))]
 
     async def run(self) -> None:
         # llama.cpp's log lines (held since the models were loaded) go to RUN_DIR/llama.log,
         # in a run with an in-process model only: a run of remote or scripted models gets
         # no llama.log, even when this process loaded a model for something else.
-        if not any(b.capabilities.in_process for b in self.backends.values()):
+        if not any(b.capabilities.in_process for r in self.replicas.values() for b in r):
             await self._run()
             return
         attach_llama_log(self.store.run_dir)
@@ -214,19 +443,23 @@ class Runner:
 
     async def _run(self) -> None:
         self.store.plan_trials(plan_rows(self.protocol, self.config))
-        todo = [r for r in self.store.trials() if r.status != "done"]
+        # Unfinished trials, and trials that ended in a transport error (a dead endpoint,
+        # a storm of faults): those measured nothing, and run again as a new attempt.
+        todo = [r for r in self.store.trials() if r.status != "done" or r.outcome == "error"]
         self.progress.total = len(self.store.trials())
         self.progress.bump(done=self.progress.total - len(todo))
         by_endpoint: dict[str, list[TrialRow]] = defaultdict(list)
         for row in todo:
-            by_endpoint[self.backends[row.model].endpoint].append(row)
+            by_endpoint[self.backend_for(row).endpoint].append(row)
+        limits = {strip_userinfo(e.url): e.concurrency for e in self.config.endpoints}
         workers = []
-        for endpoint_rows in by_endpoint.values():
+        for endpoint, endpoint_rows in by_endpoint.items():
             queue: asyncio.Queue[TrialRow] = asyncio.Queue()
             for row in endpoint_rows:
                 queue.put_nowait(row)
-            backend = self.backends[endpoint_rows[0].model]
-            n = self.config.concurrency or backend.default_concurrency
+            backend = self.backend_for(endpoint_rows[0])
+            n = limits.get(endpoint) or self.config.concurrency or backend.default_concurrency
+            n = min(n, len(endpoint_rows))
             workers += [asyncio.create_task(self._worker(queue)) for _ in range(n)]
         try:
             await asyncio.gather(*workers)
@@ -235,9 +468,14 @@ class Runner:
                 w.cancel()
         if self._fatal is not None:
             raise self._fatal
+        if self.governor.reason is not None:
+            raise RunStopped(
+                f"stopped, {self.governor.reason}; every finished reply is kept, "
+                f"resume with: obedience run --resume {self.store.run_dir}"
+            )
 
     async def _worker(self, queue: asyncio.Queue[TrialRow]) -> None:
-        while self._fatal is None:
+        while self._fatal is None and self.governor.reason is None:
             try:
                 row = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -249,9 +487,9 @@ class Runner:
                 return
 
     async def run_trial(self, row: TrialRow) -> Trial:
-        backend = self.backends[row.model]
+        backend = self.backend_for(row)
         spec = self.protocol.condition(row.condition)
-        attempt = self.store.start_trial(row.trial_id)
+        attempt = self.store.start_trial(row.trial_id, reopen_error=True)
         trial = Trial(spec, row.condition, row.seed)
         if attempt is None:  # finished meanwhile: never reopen a counted trial
             return trial
@@ -267,6 +505,9 @@ class Runner:
                 completion, errors = await self._call(
                     backend, chat_request(request, sampling, row.trial_id)
                 )
+            except _Stop:  # a budget or the breaker: leave it 'running'; resume restarts it
+                self._flush(row.trial_id, attempt, trial, written, metas)
+                return trial
             except TransportError as exc:
                 trial.submit_failure(stored_text(str(exc)))
                 metas[first_new] = {"transport_errors": [stored_text(e) for e in exc.history]}
@@ -278,6 +519,8 @@ class Runner:
                     completion, time.monotonic() - started, errors, sampling
                 )
                 metas[first_new].update(originals)
+                if len(self.replicas[row.model]) > 1:
+                    metas[first_new]["endpoint"] = backend.endpoint
                 self.progress.bump(decisions=1, transport_retries=len(errors))
             written = self._flush(row.trial_id, attempt, trial, written, metas)
         self._flush(row.trial_id, attempt, trial, written, metas)
@@ -313,4 +556,14 @@ class Runner:
             # An in-process model cannot be cut off: the runner waits for it.
             timeout=None if backend.capabilities.in_process else self.config.timeout,
         )
-        return await with_retries(lambda: backend.complete(request), policy)
+        governor = self.governor
+
+        async def one_try() -> Completion:
+            governor.before_request()  # raises _Stop once a budget or the breaker says so
+            completion = await backend.complete(request)
+            governor.succeeded(completion)
+            return completion
+
+        return await with_retries(
+            one_try, policy, observe=lambda err: governor.failed(err, backend.endpoint)
+        )

@@ -9,6 +9,7 @@ from obedience.store._labels import (
     label_rows,
     label_sets,
 )
+from obedience.store._merge import duplicated_trials, merge_into
 from obedience.store._sqlite import (
     DATABASE,
     MANIFEST,
@@ -32,8 +33,10 @@ __all__ = [
     "StoreFullError",
     "TrialRow",
     "add_label_set",
+    "duplicated_trials",
     "human_labels",
     "label_rows",
     "label_sets",
+    "merge_into",
     "trial_key",
 ]

@@ -436,15 +436,20 @@ class RunStore:
             )
         return self._count("trials") - before
 
-    def start_trial(self, trial_id: str) -> int | None:
+    def start_trial(self, trial_id: str, *, reopen_error: bool = False) -> int | None:
         """Open a fresh attempt of a trial; returns its attempt number.
 
         A finished trial is never reopened: that returns ``None`` and changes nothing.
+        ``reopen_error``: except one that ended as ``error`` (a transport failure, which
+        measured nothing); its events stay, as a superseded attempt.
         """
+        reopenable = "status != 'done'"
+        if reopen_error:
+            reopenable = "(status != 'done' OR outcome = 'error')"
         with self._transaction() as c:
             c.execute(
                 "UPDATE trials SET attempt = attempt + 1, status = 'running', outcome = NULL,"
-                " highest_level = NULL WHERE trial_id = ? AND status != 'done'",
+                f" highest_level = NULL WHERE trial_id = ? AND {reopenable}",
                 (trial_id,),
             )
             row = c.execute(
