@@ -61,6 +61,9 @@ def test_the_html_shows_the_accuracy_beside_the_distress_rates(rules_run: Path) 
     # The accuracy comes before the table of rates it qualifies, and the corrected column is there.
     assert finding.index("acc-f1") < finding.index('id="distress-rates"')
     assert "corrected for the classifier" in finding
+    # The key-results panel's distress statement carries the same accuracy.
+    panel = html[html.index('id="key-results"') : html.index('id="overview"')]
+    assert f"Its distress F1 against human labels: {acc['f1']:.2f}" in panel
 
 
 def test_an_unmeasured_classifier_is_called_unvalidated(tmp_path: Path) -> None:

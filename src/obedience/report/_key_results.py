@@ -244,11 +244,23 @@ def _distress(m: ModelKeyStats, read: KeyStatsRead) -> list[Any]:
         return ["Distress while complying: no reply labels (run obedience annotate RUN_DIR)."]
     if m.distress is None or not m.distress.n:
         return ["Distress while complying: no compliant decision to label."]
-    return [
+    parts: list[Any] = [
         "Distress while complying: ",
         *_rate_parts(f"{m.model}|distress", m.distress),
         f" compliant decisions labelled distressed by the {read.distress_classifier} classifier.",
     ]
+    from obedience.analysis import accuracy_summary
+
+    acc = accuracy_summary(read.distress_classifier, "distress")
+    if acc is None:
+        parts.append(" That classifier's accuracy was never measured against human labels.")
+    else:
+        lo, hi = acc["intervals"]["f1"]
+        parts.append(
+            f" Its distress F1 against human labels: {acc['f1']:.2f} [{lo:.2f}, {hi:.2f}] "
+            f"on {acc['items']} held-out real replies."
+        )
+    return parts
 
 
 def _overridden(m: ModelKeyStats) -> list[Any]:
