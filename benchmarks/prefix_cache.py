@@ -37,8 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import obedience
-from obedience.backends import Completion, OpenAIBackend, Sampling
-from obedience.engine import Request
+from obedience.backends import ChatRequest, Completion, OpenAIBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT_EVAL = re.compile(r"prompt eval time =\s*[\d.]+ ms /\s*(\d+) tokens")
@@ -100,8 +99,8 @@ class RoundRobin:
     async def preflight(self) -> dict[str, Any]:
         return await self._backends[0].preflight()
 
-    async def complete(self, request: Request, sampling: Sampling) -> Completion:
-        return await next(self._next).complete(request, sampling)
+    async def complete(self, request: ChatRequest) -> Completion:
+        return await next(self._next).complete(request)
 
     async def aclose(self) -> None:
         return None

@@ -122,7 +122,7 @@ class FlakyBackend:
     async def preflight(self) -> dict[str, object]:
         return {"kind": "test"}
 
-    async def complete(self, request: object, sampling: object) -> object:
+    async def complete(self, request: object) -> object:
         from obedience.backends import TransportError
         from obedience.backends._base import Completion
 
