@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from obedience.engine._action_line import parse_final_action_line
+from obedience.engine._builders import frozen_builder
 from obedience.engine._events import Action
 from obedience.protocols import Channel
 
@@ -36,6 +37,9 @@ _ACTION_LINE = re.compile(r"^\W*ACTION\W*:\W*([A-Za-z]+)\W*$", re.IGNORECASE)
 class Parsed:
     action: Action
     comment: str
+
+
+_parsed = frozen_builder(Parsed)
 
 
 def _bounded(text: str) -> str:
@@ -72,6 +76,15 @@ def parse_first_word(text: str, channel: Channel, speaker_names: tuple[str, ...]
     6. Otherwise invalid.
     """
     body = _strip_label(_bounded(text), channel, speaker_names)
+    if channel.tokeniser == "separators":
+        leading = _leading_word(body, channel)
+        if leading is not None:
+            # The reply opens with a decision word and a separator: that word is the first
+            # token, whatever follows (see _leading_word), so the line need not be split.
+            comment = _comment_after(body, len(leading))
+            if leading == channel.refuse or leading in channel.refusal_first_words:
+                return _parsed(action="refuse", comment=comment)
+            return _parsed(action="comply", comment=comment)
     first_line = body.split("\n", 1)[0].strip()
     upper_line = first_line.upper()
     if channel.tokeniser == "separators":
@@ -134,11 +147,35 @@ def _strip_label(text: str, channel: Channel, speaker_names: tuple[str, ...]) ->
 
 def _comment_after_first_token(body: str) -> str:
     """The reply with its first token and one punctuation mark after it removed."""
-    rest = body[_FIRST_RAW_TOKEN.match(body).end() :]  # type: ignore[union-attr]
-    rest = rest.lstrip(" \t")
+    return _comment_after(body, _FIRST_RAW_TOKEN.match(body).end())  # type: ignore[union-attr]
+
+
+def _comment_after(body: str, end: int) -> str:
+    """``body`` from ``end`` on, without the blanks and one punctuation mark that open it."""
+    rest = body[end:].lstrip(" \t")
     if rest and rest[0] in _ONE_MARKS:
         rest = rest[1:]
     return rest.strip()
+
+
+# Characters that certainly end a first token (a subset of the tokeniser's separators).
+_ENDS_TOKEN = frozenset(" \t\n\r.,:;!/\\-")
+
+
+def _leading_word(body: str, channel: Channel) -> str | None:
+    """The comply or refuse word if ``body`` opens with it and then a separator or its end.
+
+    The separators tokeniser then reads exactly that word as the first token: the word is
+    upper case ``[A-Z_]`` (the schema's rule), which upper-casing leaves alone, holds no
+    separator or quote, and is followed by a separator. Nor can the line open with
+    "I <refuse word>" unless the word is "I" itself, which this leaves to the full reading.
+    Returns None whenever the shortcut does not apply.
+    """
+    for word in (channel.comply, channel.refuse):
+        n = len(word)
+        if body.startswith(word) and (len(body) == n or body[n] in _ENDS_TOKEN) and word != "I":
+            return word
+    return None
 
 
 def _is_speaker(name: str, channel: Channel, speaker_names: tuple[str, ...]) -> bool:
