@@ -55,6 +55,8 @@ class Plan:
     schema: dict[str, Any] | None
     # Options the trial reads on every decision, looked up once (see _build).
     kind: str
+    # The channel reads the last line strictly as the action line (parse_action_line).
+    strict_lines: bool
     retry_empty: bool
     marker: str
     comply_text: str
@@ -165,6 +167,7 @@ def _build(spec: ProtocolSpec) -> Plan:
         grammar=gbnf_grammar(channel) if constrained else None,
         schema=json_schema() if constrained and channel.kind == "json" else None,
         kind=channel.kind,
+        strict_lines=channel.kind == "action-line" and channel.action_line == "strict",
         retry_empty=harness.empty_replies == "retry",
         marker=harness.truncation_marker,
         comply_text=canonical_text(channel, "comply"),

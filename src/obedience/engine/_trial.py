@@ -25,6 +25,7 @@ from obedience.engine._channels import (
     REFUSE_TOOL,
     Parsed,
     canonical_text,
+    parse_action_line,
     parse_first_word,
     parse_reply,
 )
@@ -110,6 +111,10 @@ class _State:
     interjected: set[int] = field(default_factory=set)
 
 
+# Every trial starts with one (the only event made afresh for each trial besides replies).
+_trial_started = frozen_builder(TrialStarted)
+
+
 class Trial:
     def __init__(self, protocol: Protocol | ProtocolSpec, condition: str, seed: int) -> None:
         spec = protocol.condition(condition) if isinstance(protocol, Protocol) else protocol
@@ -126,6 +131,7 @@ class Trial:
         self._pending: list[str] = []
         self._names = plan.names
         self._speaker_names = (spec.roles.subject,)
+        self._channel = spec.channel
         self._max = plan.max_level
         self._sequence = plan.prods
         # The lists as they will be read next (they change only under shuffle_persists).
@@ -134,13 +140,13 @@ class Trial:
         if plan.request is None:
             plan.request = frozen_builder(Request, self._request_fields())
         self._request: Callable[..., Request] = plan.request
-        self._emit(
-            TrialStarted(
+        self.events.append(
+            _trial_started(
                 protocol=spec.name,
                 condition=condition,
                 seed=seed,
                 max_level=self._max,
-                channel=spec.channel.kind,
+                channel=plan.kind,
                 policy=spec.policy.kind,
                 factors=dict(spec.factors),
             )
@@ -227,9 +233,11 @@ class Trial:
         if finish == "length" and plan.marker:
             read = Reply(text=text + plan.marker, tool_call=call, finish_reason=finish)
         if plan.kind == "first-word":
-            parsed = parse_first_word(read.text, self.spec.channel, self._speaker_names)
+            parsed = parse_first_word(read.text, self._channel, self._speaker_names)
+        elif plan.strict_lines:
+            parsed = parse_action_line(read.text, self._channel)
         else:
-            parsed = parse_reply(read.text, call, self.spec.channel, self._speaker_names)
+            parsed = parse_reply(read.text, call, self._channel, self._speaker_names)
         action = parsed.action
         self.events.append(
             plan.reply_received(
@@ -498,7 +506,8 @@ class Trial:
         s.empty_run = 0
         s.reminded = False
         pending = self._pending
-        pending.append(self._instruction())
+        line = self._plan.instructions.get(s.next_level)
+        pending.append(self._instruction() if line is None else line)
         # The instruction is pending, so there is a user turn to make.
         self._context.append({"role": "user", "content": "\n\n".join(pending)})
         pending.clear()
@@ -587,7 +596,7 @@ class Trial:
         self._append_assistant(reply, parsed, "comply")
         if self._plan.per_episode:
             s.prods_used = 0
-        self._deliver(s.next_level, forced=False)
+        self._deliver(s.next_level, False)
         self._advance()
 
     def _on_refuse(self, reply: Reply, parsed: Parsed) -> None:
@@ -681,9 +690,9 @@ class Trial:
         else:
             self._context.append({"role": "assistant", "content": self._own(text)})
         self._emit(ForcedPress(level=level, text=text))
-        self._deliver(level, forced=True)
+        self._deliver(level, True)
 
-    def _deliver(self, level: int, *, forced: bool) -> None:
+    def _deliver(self, level: int, forced: bool) -> None:
         s = self._s
         plan = self._plan
         top = level == self._max
