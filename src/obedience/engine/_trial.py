@@ -606,9 +606,14 @@ class Trial:
         if s.prods_used >= len(self._sequence):
             self._end("defiant")
             return
-        for patterns, special in self._plan.specials:
-            if any(p.search(reply.text[:_SCAN_LIMIT]) for p in patterns):
-                self._prod(special.text, 0, special=True)
+        specials = self._plan.specials
+        if specials:
+            text = reply.text[:_SCAN_LIMIT]
+            for patterns, special in specials:
+                for pattern in patterns:
+                    if pattern.search(text):
+                        self._prod(special.text, 0, special=True)
+                        break
         s.prods_used += 1
         self._prod(self._sequence[s.prods_used - 1], s.prods_used, special=False)
         self._open_decision()
