@@ -28,8 +28,9 @@ b4600d1 is checked for byte-identity against the engine the speed-up started fro
 (``--same-as`` a copy of that commit, e.g. 2703d78).
 
 Measured 2026-12-02 on the shared 2-core machine (other agents' jobs running, load
-average 2-6), side by side with b4600d1 and checked against 2703d78 (byte-identical):
-see the README's Benchmarks table for the figures of that run.
+average 3-6), 30 s side by side with b4600d1, transcripts byte-identical to 2703d78:
+pihlakas2026 13.3 us a decision against b4600d1's 55.1 (4.16x), milgram1963 11.7 against
+43.6 (3.73x); an earlier run of the same code gave 4.02x and 3.79x.
 
 Usage: python benchmarks/engine.py [--seconds S] [--profile] [--baseline SRC] [--same-as SRC]
 Last line of output: {"pihlakas2026_us_per_decision": ..., "milgram1963_us_per_decision": ...,
