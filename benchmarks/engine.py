@@ -15,17 +15,29 @@ caches and shared cores); the wall-clock figure is shown beside it.
 With ``--baseline SRC`` (a ``src`` directory holding another copy of the ``obedience``
 package, e.g. ``git archive b4600d1 src | tar -x -C /tmp/old`` then ``/tmp/old/src``),
 the other engine is loaded beside this one in the same process, each with its own protocol
-files. Both first drive the same trials and the script says whether their transcripts are
-byte-identical (they are when the two copies differ only in speed); then their rounds
-alternate, so that both see the same machine load, and the figure reported is the ratio
-of the other engine's time over this one's: on a shared machine, only that ratio is a
-fair measure.
+files. Their rounds alternate, so that both see the same machine load, and the figure
+reported is the ratio of the other engine's time over this one's: on a shared machine,
+only that ratio is a fair measure.
 
-Usage: python benchmarks/engine.py [--seconds S] [--profile] [--baseline SRC]
+Before measuring, this engine and a reference copy drive the same trials and the script
+says whether their transcripts are byte-identical (they are when the two copies differ
+only in speed). The reference is ``--same-as SRC``, or else the baseline. b4600d1 itself
+cannot be the reference any more: its events lack the ``factors`` that trial starts carry
+now, and its ``pihlakas2026`` is the earlier, less faithful protocol. So a speed-up over
+b4600d1 is checked for byte-identity against the engine the speed-up started from
+(``--same-as`` a copy of that commit, e.g. 2703d78).
+
+Measured 2026-12-02 on the shared 2-core machine (other agents' jobs running, load
+average 3-6), 30 s side by side with b4600d1, transcripts byte-identical to 2703d78:
+pihlakas2026 13.3 us a decision against b4600d1's 55.1 (4.16x), milgram1963 11.7 against
+43.6 (3.73x); an earlier run of the same code gave 4.02x and 3.79x.
+
+Usage: python benchmarks/engine.py [--seconds S] [--profile] [--baseline SRC] [--same-as SRC]
 Last line of output: {"pihlakas2026_us_per_decision": ..., "milgram1963_us_per_decision": ...,
 "<protocol>_obedient_us_per_decision": ...} (targets <= 35 and <= 30 on the machines that
-measured 125 and 90 before the engine was made faster); with --baseline, also
-"<protocol>_speedup", the baseline's figures and "transcripts_identical".
+measured 125 and 90 before the engine was made faster, i.e. speed-ups over b4600d1 of at
+least 3.6 and 3.0, 4 asked for); with --baseline, also "<protocol>_speedup" and the
+baseline's figures; with a reference, "transcripts_identical".
 """
 
 from __future__ import annotations
@@ -264,14 +276,22 @@ def main() -> None:
     parser.add_argument(
         "--baseline", type=Path, help="src directory of another copy of the package to compare"
     )
+    parser.add_argument(
+        "--same-as",
+        type=Path,
+        help="src directory of a copy whose transcripts must be byte-identical (default: baseline)",
+    )
     args = parser.parse_args()
 
     engines = [this_engine()]
     if args.baseline:
         engines.append(engine_from(args.baseline.resolve()))
+    reference = args.same_as or args.baseline
     summary: dict[str, Any] = {}
-    if len(engines) > 1:
-        differs = first_difference(engines)
+    if reference:
+        same = engines[1] if reference == args.baseline else engine_from(reference.resolve())
+        differs = first_difference([engines[0], same])
+        print(f"reference for the transcripts: {reference}")
         print(
             f"transcripts: differ first at {differs}"
             if differs

@@ -268,3 +268,87 @@ def test_the_action_line_parser_reads_the_last_non_empty_line(text: str, milgram
     channel = milgram.condition("baseline").channel
     parsed = _channels.parse_action_line(text, channel)
     assert (parsed.action, parsed.comment) == _action_line_by_definition(text, channel)
+
+
+# ------------------------------------------------------------- shortcuts of this round
+
+
+def test_a_built_object_is_of_the_class_itself() -> None:
+    # Builders fill a same-layout maker and switch its class: what they return is the class.
+    build = frozen_builder(ReplyReceived)
+    made = build(
+        decision=1,
+        level=1,
+        attempt=1,
+        text="x",
+        tool_call=None,
+        action="comply",
+        channel="first-word",
+        comment="",
+        finish_reason=None,
+    )
+    assert type(made) is ReplyReceived
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del made.text  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "{speaker}: {text}",
+        "{speaker}:\n\n{text}",
+        "{text} ({speaker})",
+        "{{literal}} {speaker}: {text}",
+        "{speaker!r}: {text}",
+        "{speaker}: {text:>10}",
+        "{speaker} {text} {text}",
+    ],
+)
+def test_turn_affixes_lay_out_a_line_as_the_format_does(fmt: str) -> None:
+    found = _plan.affixes(fmt, "Alice")
+    for text in ["", "PRESSED", "a {b} c", "Line\nbreak"]:
+        if found is not None:
+            assert found[0] + text + found[1] == fmt.format(speaker="Alice", text=text)
+    # Formats with conversions, format specs or a repeated text are left to str.format.
+    assert (found is None) == ("!r" in fmt or ":>" in fmt or fmt.count("{text}") > 1)
+
+
+openings = st.tuples(
+    st.sampled_from(["PRESSED", "REFUSE", "NO", "I", "Alice: PRESSED", " PRESSED", "PRESSED_X"]),
+    st.lists(st.sampled_from([*_MARKS, "a", "B", "é", "PRESSED", "I", "REFUSE"])).map("".join),
+).map("".join)
+
+
+@settings(max_examples=400)
+@given(text=openings)
+def test_the_first_word_shortcut_reads_what_the_full_reading_reads(
+    text: str, paper: Protocol
+) -> None:
+    for channel in (
+        paper.condition("PC-NS-NF").channel,
+        paper.condition("PC-NS-NF").channel.model_copy(update={"refusal_first_words": ["PRESSED"]}),
+    ):
+        quick = _channels.parse_first_word(text, channel, ("Alice",))
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(_channels, "_leading_word", lambda body, channel: None)
+            full = _channels.parse_first_word(text, channel, ("Alice",))
+        assert quick == full
+
+
+action_texts = st.lists(st.sampled_from(["ACTION: SHOCK", "ACTION: STOP", "\n", " ", "x"]))
+
+
+@settings(max_examples=300)
+@given(text=action_texts.map("".join))
+def test_the_plain_action_lines_read_as_the_pattern_reads_them(
+    text: str, milgram: Protocol
+) -> None:
+    channel = milgram.condition("baseline").channel
+    assert _channels.parse_action_line(text, channel) == _action_line_by_definition_parsed(
+        text, channel
+    )
+
+
+def _action_line_by_definition_parsed(text: str, channel: object) -> _channels.Parsed:
+    action, comment = _action_line_by_definition(text, channel)
+    return _channels.Parsed(action, comment)  # type: ignore[arg-type]

@@ -2,10 +2,13 @@
 
 A frozen dataclass's own ``__init__`` sets each field through ``object.__setattr__``
 (the class's ``__setattr__`` refuses), which for the dozen fields of a ``Request`` costs
-about twice as much as the rest of issuing it. A builder sets the slots through their
-descriptors instead. It takes the same keyword arguments, applies the same defaults and
-returns an instance that is indistinguishable from one made by the class: equal, frozen,
-and with every slot set.
+about twice as much as the rest of issuing it. A builder instead fills the slots of a
+*maker*: a subclass that adds no slots and sets attributes the ordinary way (so each
+field is one plain slot store), then turns the instance into the class itself by
+``__class__`` assignment, which Python allows between classes of the same layout. What it
+returns is indistinguishable from what the class makes: of that very class, equal, frozen,
+and with every slot set. Where the assignment is refused (it never is for these classes)
+the builder sets the slots through their descriptors instead.
 """
 
 from __future__ import annotations
@@ -31,20 +34,25 @@ def frozen_builder(cls: type[T], fixed: dict[str, Any] | None = None) -> Callabl
         raise TypeError(f"{cls.__name__} is not a frozen slots dataclass")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} has a __post_init__, which a builder would skip")
-    scope: dict[str, Any] = {"new": object.__new__, "cls": cls, "unset": _UNSET}
+    maker = _maker(cls)
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls, "maker": maker, "unset": _UNSET}
     signature: list[str] = []
-    body = ["    made = new(cls)"]
+    body = ["    made = new(maker)" if maker else "    made = new(cls)"]
     fields = dataclasses.fields(cast(Any, cls))
     unknown = set(fixed or ()) - {f.name for f in fields}
     if unknown:
         raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
+
+    def store(name: str, value: str) -> str:
+        return f"    made.{name} = {value}" if maker else f"    set_{name}(made, {value})"
+
     for f in fields:
         name = f.name
         scope[f"set_{name}"] = cls.__dict__[name].__set__
         if fixed is not None:
             if name in fixed:
                 scope[f"fixed_{name}"] = fixed[name]
-                body.append(f"    set_{name}(made, fixed_{name})")
+                body.append(store(name, f"fixed_{name}"))
                 continue
             signature.append(name)
         elif f.default is not dataclasses.MISSING:
@@ -56,7 +64,9 @@ def frozen_builder(cls: type[T], fixed: dict[str, Any] | None = None) -> Callabl
             body.append(f"    if {name} is unset:\n        {name} = factory_{name}()")
         else:
             signature.append(name)
-        body.append(f"    set_{name}(made, {name})")
+        body.append(store(name, name))
+    if maker:
+        body.append("    made.__class__ = cls")
     body.append("    return made")
     head = f"def build(*, {', '.join(signature)}):" if signature else "def build():"
     source = head + "\n" + "\n".join(body) + "\n"
@@ -66,3 +76,35 @@ def frozen_builder(cls: type[T], fixed: dict[str, Any] | None = None) -> Callabl
     build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
     build.__doc__ = f"Make a {cls.__name__} (see obedience.engine._builders)."
     return build
+
+
+_MAKERS: dict[type[Any], type[Any] | None] = {}
+
+
+def _maker(cls: type[Any]) -> type[Any] | None:
+    """The maker of ``cls`` (one per class), or None if its instances cannot change class.
+
+    The maker adds no slots, so its instances have the layout of ``cls``; it takes back
+    ``object``'s own attribute setting (both ``__setattr__`` and ``__delattr__``, which
+    share one type slot), so each store is a plain slot store.
+    """
+    if cls in _MAKERS:
+        return _MAKERS[cls]
+    maker: type[Any] | None = type(
+        f"{cls.__name__}Maker",
+        (cls,),
+        {
+            "__slots__": (),
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+            "__module__": __name__,
+            "__doc__": f"Fills a {cls.__name__} under construction (see frozen_builder).",
+        },
+    )
+    try:
+        probe = object.__new__(cast(type[Any], maker))
+        probe.__class__ = cls
+    except TypeError:
+        maker = None
+    _MAKERS[cls] = maker
+    return maker

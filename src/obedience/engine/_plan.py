@@ -14,12 +14,14 @@ in proportion to the limit, not to the number of trials.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from obedience.engine._channels import gbnf_grammar, json_schema, tool_definitions
-from obedience.engine._events import Event
+from obedience.engine._builders import frozen_builder
+from obedience.engine._channels import canonical_text, gbnf_grammar, json_schema, tool_definitions
+from obedience.engine._events import Event, ReplyReceived, ShockDelivered
 from obedience.protocols import ProtocolSpec
 from obedience.protocols._schema import Interjection, Reaction, SpecialProd
 
@@ -51,6 +53,31 @@ class Plan:
     tools: list[dict[str, Any]] | None
     grammar: str | None
     schema: dict[str, Any] | None
+    # Options the trial reads on every decision, looked up once (see _build).
+    kind: str
+    # The channel reads the last line strictly as the action line (parse_action_line).
+    strict_lines: bool
+    retry_empty: bool
+    marker: str
+    comply_text: str
+    refuse_text: str
+    preserve: bool
+    rebuilt: bool
+    own_affixes: tuple[str, str] | None
+    discards: bool
+    per_episode: bool
+    max_steps: int
+    # The shocks of a first delivery at each level, given and forced.
+    own_shocks: tuple[ShockDelivered | None, ...]
+    forced_shocks: tuple[ShockDelivered | None, ...]
+    # The task's random draws: bits per item draw (first item, later items), and per
+    # multiple-choice item the count of wrong options, its bits and the right option.
+    item_bits: tuple[int, int]
+    pair_fast: bool
+    cues: tuple[tuple[int, int, int], ...]
+    max_options: int
+    # Makes the condition's ReplyReceived events (its channel fixed).
+    reply_received: Callable[..., ReplyReceived]
     # How a speaker's turn begins in the transcript ("Bob:"), one per named role: a model
     # that continues raw text rather than answering in a chat turn (a base model) has
     # ended its own turn when it starts a line with one of these.
@@ -71,6 +98,12 @@ class Plan:
         default_factory=dict
     )
     events: dict[tuple[Any, ...], Event] = field(default_factory=dict)
+    # A task step's lines and outcome by a whole-number key (see Trial._task_step), and
+    # the learner's answers by step number, correctness and silence.
+    draws: dict[int, tuple[tuple[str, ...], tuple[Event, ...], Event, bool]] = field(
+        default_factory=dict
+    )
+    answers: dict[int, Event] = field(default_factory=dict)
 
 
 _PLANS: dict[int, Plan] = {}
@@ -99,6 +132,9 @@ def _build(spec: ProtocolSpec) -> Plan:
         item_texts = tuple(" ".join(pair) for pair in task.pairs)
     else:
         item_texts = tuple(f"{cue.cue}: {', '.join(cue.options)}." for cue in task.items)
+    harness = spec.harness
+    labels = [label(spec, level) if level else "" for level in levels]
+    items = len(item_texts)
     return Plan(
         spec=spec,
         max_level=count,
@@ -134,6 +170,30 @@ def _build(spec: ProtocolSpec) -> Plan:
         tools=tool_definitions() if channel.kind == "tool-call" else None,
         grammar=gbnf_grammar(channel) if constrained else None,
         schema=json_schema() if constrained and channel.kind == "json" else None,
+        kind=channel.kind,
+        strict_lines=channel.kind == "action-line" and channel.action_line == "strict",
+        retry_empty=harness.empty_replies == "retry",
+        marker=harness.truncation_marker,
+        comply_text=canonical_text(channel, "comply"),
+        refuse_text=canonical_text(channel, "refuse"),
+        preserve=spec.comments == "preserve",
+        rebuilt=harness.past_turns == "rebuilt" and channel.kind == "first-word",
+        own_affixes=affixes(spec.turn_format, roles.subject) if harness.subject_label else ("", ""),
+        discards=spec.policy.kind in ("discard-and-retry", "constrained"),
+        per_episode=spec.prods.reset == "per-episode",
+        max_steps=spec.stopping.max_steps,
+        own_shocks=tuple(_first_shock(level, labels[level], False) for level in levels),
+        forced_shocks=tuple(_first_shock(level, labels[level], True) for level in levels),
+        item_bits=(items.bit_length(), (items - 1).bit_length()),
+        pair_fast=task.kind == "word-pairs"
+        and not task.shuffle_persists
+        and all(len(pair) == 2 for pair in task.pairs),
+        cues=tuple(
+            (len(cue.options) - 1, (len(cue.options) - 1).bit_length(), cue.answer)
+            for cue in task.items
+        ),
+        max_options=max((len(cue.options) for cue in task.items), default=2),
+        reply_received=frozen_builder(ReplyReceived, {"channel": channel.kind}),
         turn_openings=turn_openings(spec),
     )
 
@@ -151,6 +211,46 @@ def turn_openings(spec: ProtocolSpec) -> tuple[str, ...]:
     names = (roles.subject, roles.experimenter, roles.learner, roles.peer)
     openings = (head.format(speaker=name).strip() for name in names if name)
     return tuple(dict.fromkeys(o for o in openings if o))
+
+
+def _first_shock(level: int, label: str, forced: bool) -> ShockDelivered | None:
+    return ShockDelivered(level=level, label=label, forced=forced, repeat=1) if level else None
+
+
+def affixes(turn_format: str, speaker: str) -> tuple[str, str] | None:
+    """What ``turn_format`` puts before and after the text when ``speaker`` says it.
+
+    None unless the format is plain ``{speaker}`` and ``{text}`` fields (no conversion, no
+    format spec) with ``{text}`` once: then ``prefix + text + suffix`` is the format's own
+    result for every text, and a line is laid out without ``str.format``.
+    """
+    before: list[str] = []
+    after: list[str] = []
+    seen = False
+    try:
+        parsed = list(string.Formatter().parse(turn_format))
+    except ValueError:
+        return None
+    for literal, name, spec, conversion in parsed:
+        part = after if seen else before
+        part.append(literal)
+        if name is None:
+            continue
+        if spec or conversion:
+            return None
+        if name == "speaker":
+            part.append(speaker)
+        elif name == "text" and not seen:
+            seen = True
+        else:
+            return None
+    if not seen:
+        return None
+    prefix, suffix = "".join(before), "".join(after)
+    probe = "\x00{text}\x00"
+    if turn_format.format(speaker=speaker, text=probe) != prefix + probe + suffix:
+        return None
+    return prefix, suffix
 
 
 def label(spec: ProtocolSpec, level: int) -> str:

@@ -25,6 +25,8 @@ from obedience.engine._channels import (
     REFUSE_TOOL,
     Parsed,
     canonical_text,
+    parse_action_line,
+    parse_first_word,
     parse_reply,
 )
 from obedience.engine._events import (
@@ -38,7 +40,6 @@ from obedience.engine._events import (
     LearnerReaction,
     ProdGiven,
     ReplyDiscarded,
-    ReplyReceived,
     RequestIssued,
     RetryIssued,
     ScriptedTurn,
@@ -118,8 +119,8 @@ class _State:
     interjected: set[int] = field(default_factory=set)
 
 
-# Replies are new on every decision: made by a fast builder (and requests by the plan's).
-_build_reply_received = frozen_builder(ReplyReceived)
+# Every trial starts with one (the only event made afresh for each trial besides replies).
+_trial_started = frozen_builder(TrialStarted)
 
 
 class Trial:
@@ -138,6 +139,7 @@ class Trial:
         self._pending: list[str] = []
         self._names = plan.names
         self._speaker_names = (spec.roles.subject,)
+        self._channel = spec.channel
         self._max = plan.max_level
         self._sequence = plan.prods
         # The lists as they will be read next (they change only under shuffle_persists).
@@ -146,13 +148,13 @@ class Trial:
         if plan.request is None:
             plan.request = frozen_builder(Request, self._request_fields())
         self._request: Callable[..., Request] = plan.request
-        self._emit(
-            TrialStarted(
+        self.events.append(
+            _trial_started(
                 protocol=spec.name,
                 condition=condition,
                 seed=seed,
                 max_level=self._max,
-                channel=spec.channel.kind,
+                channel=plan.kind,
                 policy=spec.policy.kind,
                 factors=dict(spec.factors),
             )
@@ -223,24 +225,74 @@ class Trial:
         s = self._s
         if not s.awaiting:
             raise EngineUsageError("submit_reply called while no request is pending")
-        reply = _normalised(reply)
+        text, call, finish = reply.text, reply.tool_call, reply.finish_reason
+        thought = reply.reasoning
+        if not (
+            type(text) is str
+            and (call is None or type(call) is dict)
+            and (finish is None or type(finish) is str)
+            and (thought is None or type(thought) is str)
+        ):
+            reply = _normalised(reply)
+            text, call, finish = reply.text, reply.tool_call, reply.finish_reason
+            thought = reply.reasoning
+        plan = self._plan
+        if plan.retry_empty and (not text or text.isspace()) and not call:
+            self._on_empty(reply)
+            return
+        # Not empty (or empty replies count): the reply is read as the channel reads it.
+        read = reply
+        if finish == "length" and plan.marker:
+            read = Reply(text=text + plan.marker, tool_call=call, finish_reason=finish)
+        if plan.kind == "first-word":
+            parsed = parse_first_word(read.text, self._channel, self._speaker_names)
+        elif plan.strict_lines:
+            parsed = parse_action_line(read.text, self._channel)
+        else:
+            parsed = parse_reply(read.text, call, self._channel, self._speaker_names)
+        action = parsed.action
+        self.events.append(
+            plan.reply_received(
+                decision=s.decision,
+                level=s.next_level,
+                attempt=s.attempt,
+                text=text,
+                tool_call=call,
+                action=action,
+                comment=parsed.comment,
+                finish_reason=finish,
+                truncated=read is not reply,
+                reasoning=thought,
+                reasoning_only=thought is not None and _has_text(thought) and is_empty(reply),
+            )
+        )
+        if finish == "content_filter":
+            self._end("content-filter")
+        elif action == "comply":
+            self._on_comply(read, parsed)
+        elif action == "invalid":
+            self._on_invalid(read, parsed)
+        else:
+            self._on_refuse(read, parsed)
+
+    def _on_empty(self, reply: Reply) -> None:
+        """An empty reply where empty replies are re-sampled: uncounted, up to the cap."""
+        s = self._s
         harness = self.spec.harness
-        empty = harness.empty_replies == "retry" and is_empty(reply)
-        capped = empty and s.empty_run + 1 > harness.max_empty_retries
+        capped = s.empty_run + 1 > harness.max_empty_retries
         read = marked(reply, harness.truncation_marker)
-        if empty and not capped:
+        if not capped:
             parsed = Parsed("empty", "")
         else:
             parsed = parse_reply(read.text, read.tool_call, self.spec.channel, self._speaker_names)
         self.events.append(
-            _build_reply_received(
+            self._plan.reply_received(
                 decision=s.decision,
                 level=s.next_level,
                 attempt=s.attempt,
                 text=reply.text,
                 tool_call=reply.tool_call,
                 action=parsed.action,
-                channel=self.spec.channel.kind,
                 comment=parsed.comment,
                 finish_reason=reply.finish_reason,
                 truncated=read is not reply,
@@ -260,7 +312,7 @@ class Trial:
                 )
             )
             self._emit_request()
-        elif capped and s.empty_run == harness.max_empty_retries:
+        elif s.empty_run == harness.max_empty_retries:
             s.empty_run += 1  # record the cap once per decision, then read it as invalid
             self._emit(
                 EmptyRetryCapReached(
@@ -301,13 +353,14 @@ class Trial:
         """Run scripted steps until the model must decide or the trial ends."""
         s = self._s
         forced = self._plan.forced
-        max_steps = self.spec.stopping.max_steps
+        max_steps = self._plan.max_steps
+        task_step = self._task_step
         while s.outcome is None:
             if s.step >= max_steps:
                 self._end("step-limit")
                 return
             s.step += 1
-            if self._task_step():
+            if task_step():
                 continue
             level = s.next_level
             if forced[level]:
@@ -321,43 +374,104 @@ class Trial:
 
         Returns whether the answer was right. The random draws do not depend on the
         learner's state, so a seed fixes the whole stimulus stream whatever the model does.
+
+        The draws are ``random``'s own (see ``_below``), made inline. What a step says
+        depends only on the level, the item, the draw of its answer and the learner's
+        state, so it is looked up by a whole number made of those (``plan.draws``).
         """
         s = self._s
-        task = self.spec.task
-        bits = self._bits
         plan = self._plan
-        items = plan.item_texts
+        bits = self._bits
         last = s.last_item
         # The draw of randrange(n): k random bits until they fall below n (see _below).
-        n = len(items) if last is None else len(items) - 1
-        k = n.bit_length()
+        if last is None:
+            n = len(plan.item_texts)
+            k = plan.item_bits[0]
+        else:
+            n = len(plan.item_texts) - 1
+            k = plan.item_bits[1]
         idx = bits(k)
         while idx >= n:
             idx = bits(k)
         if last is not None:
             idx += idx >= last
         s.last_item = idx
+        if plan.pair_fast:
+            # random.shuffle of two words: one draw below 2 (1 keeps the order).
+            pick = bits(2)
+            while pick > 1:
+                pick = bits(2)
+            choices = 2
+        elif self.spec.task.kind == "word-pairs":
+            return self._pair_step(idx)
+        else:
+            roll = self._rng.random()
+            wrong, k, right = plan.cues[idx]
+            pick = bits(k)
+            while pick >= wrong:
+                pick = bits(k)
+            pick += pick >= right
+            if roll < self.spec.task.p_correct:
+                pick = right
+            choices = plan.max_options
+        silent = s.learner_silent
+        level = s.next_level
+        repeating = level == self._max and s.repeats_at_max > 0
+        drawn = (level * len(plan.item_texts) + idx) * choices + pick
+        key = (drawn << 2) | (silent << 1) | repeating
+        step = plan.draws.get(key)
+        if step is None:
+            step = self._drawn_lines(idx, pick, silent, repeating)
+            remember(plan.draws, key, step)
+        lines, turns, verdict, correct = step
+        self._pending.extend(lines)
+        events = self.events
+        events.extend(turns)
+        answer_key = (s.step << 2) | (correct << 1) | silent
+        answered = plan.answers.get(answer_key)
+        if answered is None:
+            answered = LearnerAnswer(step=s.step, correct=correct, silent=silent)
+            remember(plan.answers, answer_key, answered)
+        events.append(answered)
+        events.append(verdict)
+        return correct
+
+    def _drawn_lines(
+        self, idx: int, pick: int, silent: bool, repeating: bool
+    ) -> tuple[tuple[str, ...], tuple[Event, ...], Event, bool]:
+        """A task step's lines, events and outcome, from its item and the answer's draw."""
+        task = self.spec.task
+        item = self._plan.item_texts[idx]
         if task.kind == "word-pairs":
-            pair = task.pairs[idx] if self._pairs is None else self._pairs[idx]
-            shuffled = list(pair)
-            for i in range(len(shuffled) - 1, 0, -1):  # random.shuffle's own steps
-                k = (i + 1).bit_length()
-                j = bits(k)
-                while j > i:
-                    j = bits(k)
-                shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
-            item = items[idx] if self._pairs is None else " ".join(pair)
+            pair = task.pairs[idx]
+            shuffled = list(pair) if pick else [pair[1], pair[0]]
             answer, correct = " ".join(shuffled), shuffled == pair
-            if self._pairs is not None:
-                self._pairs[idx] = shuffled
         else:
             cue = task.items[idx]
-            roll = self._rng.random()
-            wrong_pick = _below(bits, len(cue.options) - 1)
-            wrong_pick += wrong_pick >= cue.answer
-            correct = roll < task.p_correct
-            pick = cue.answer if correct else wrong_pick
-            item, answer = items[idx], cue.options[pick]
+            answer, correct = cue.options[pick], pick == cue.answer
+        if silent:
+            answer, correct = "", False
+        lines, turns, verdict = self._step_lines(item, answer, correct, silent, repeating)
+        return lines, turns, verdict, correct
+
+    def _pair_step(self, idx: int) -> bool:
+        """A word-pairs step in general: pairs of any length, orders that may persist."""
+        s = self._s
+        task = self.spec.task
+        bits = self._bits
+        plan = self._plan
+        pair = task.pairs[idx] if self._pairs is None else self._pairs[idx]
+        shuffled = list(pair)
+        for i in range(len(shuffled) - 1, 0, -1):  # random.shuffle's own steps
+            k = (i + 1).bit_length()
+            j = bits(k)
+            while j > i:
+                j = bits(k)
+            shuffled[i], shuffled[j] = shuffled[j], shuffled[i]
+        item = plan.item_texts[idx] if self._pairs is None else " ".join(pair)
+        answer, correct = " ".join(shuffled), shuffled == pair
+        if self._pairs is not None:
+            self._pairs[idx] = shuffled
         silent = s.learner_silent
         if silent:
             answer, correct = "", False
@@ -372,11 +486,11 @@ class Trial:
         self._pending.extend(lines)
         events = self.events
         events.extend(turns)
-        answer_key = (LearnerAnswer, s.step, correct, silent)
-        answered = plan.events.get(answer_key)
+        answer_key = (s.step << 2) | (correct << 1) | silent
+        answered = plan.answers.get(answer_key)
         if answered is None:
             answered = LearnerAnswer(step=s.step, correct=correct, silent=silent)
-            remember(plan.events, answer_key, answered)
+            remember(plan.answers, answer_key, answered)
         events.append(answered)
         events.append(verdict)
         return correct
@@ -407,8 +521,12 @@ class Trial:
         s.invalid_run = 0
         s.empty_run = 0
         s.reminded = False
-        self._instruct()
-        self._flush()
+        pending = self._pending
+        line = self._plan.instructions.get(s.next_level)
+        pending.append(self._instruction() if line is None else line)
+        # The instruction is pending, so there is a user turn to make.
+        self._context.append({"role": "user", "content": "\n\n".join(pending)})
+        pending.clear()
         s.awaiting = True
         self._emit_request()
 
@@ -430,47 +548,58 @@ class Trial:
 
     # ------------------------------------------------------------ reply handling
 
-    def _instruct(self) -> None:
-        """The format instruction: its line depends on the level alone."""
+    def _instruction(self) -> str:
+        """The format instruction as said at the current level (it depends on that alone)."""
         level = self._s.next_level
         line = self._plan.instructions.get(level)
         if line is None:
             template = self.spec.channel.texts[self.spec.channel.kind].instruction
             line = self._spoken(self.spec.harness.instruction_speaker, template, level)[1]
             remember(self._plan.instructions, level, line)
-        self._pending.append(line)
+        return line
+
+    def _instruct(self) -> None:
+        self._pending.append(self._instruction())
 
     def _on_invalid(self, reply: Reply, parsed: Parsed) -> None:
         s = self._s
         policy = self.spec.policy
-        if policy.kind in ("discard-and-retry", "constrained"):
-            self._emit(
-                self._shared(
-                    ReplyDiscarded,
+        if self._plan.discards:
+            events = self._plan.events
+            refused = looks_like_refusal(reply.text)
+            key = (ReplyDiscarded, s.decision, s.next_level, s.attempt, refused)
+            discarded = events.get(key)
+            if discarded is None:
+                discarded = ReplyDiscarded(
                     decision=s.decision,
                     level=s.next_level,
                     attempt=s.attempt,
-                    expressed_refusal=looks_like_refusal(reply.text),
+                    expressed_refusal=refused,
                 )
-            )
+                remember(events, key, discarded)
+            self.events.append(discarded)
             s.invalid_run += 1
             if s.invalid_run >= policy.max_attempts:
                 self._end("invalid-abort")
                 return
             s.attempt += 1
-            self._emit(
-                self._shared(
-                    RetryIssued, decision=s.decision, level=s.next_level, attempt=s.attempt
-                )
-            )
+            retry_key = (RetryIssued, s.decision, s.next_level, s.attempt)
+            retry = events.get(retry_key)
+            if retry is None:
+                retry = RetryIssued(decision=s.decision, level=s.next_level, attempt=s.attempt)
+                remember(events, retry_key, retry)
+            self.events.append(retry)
             self._emit_request()
         elif policy.kind == "remind-then-balk" and not s.reminded:
             s.reminded = True
             self._append_assistant(reply, parsed, "invalid")
             texts = self.spec.channel.texts[self.spec.channel.kind]
-            reminder = self._fill(texts.reminder)
-            self._say(self.spec.harness.instruction_speaker, reminder)
-            self._emit(FormatReminder(decision=s.decision, level=s.next_level, text=reminder))
+            speaker = self.spec.harness.instruction_speaker
+            reminder, said = self._spoken(speaker, texts.reminder, s.next_level)
+            self._pending.append(said)
+            self.events.append(
+                self._shared(FormatReminder, decision=s.decision, level=s.next_level, text=reminder)
+            )
             self._flush()
             s.attempt += 1
             self._emit_request()
@@ -481,9 +610,9 @@ class Trial:
         s = self._s
         s.awaiting = False
         self._append_assistant(reply, parsed, "comply")
-        if self.spec.prods.reset == "per-episode":
+        if self._plan.per_episode:
             s.prods_used = 0
-        self._deliver(s.next_level, forced=False)
+        self._deliver(s.next_level, False)
         self._advance()
 
     def _on_refuse(self, reply: Reply, parsed: Parsed) -> None:
@@ -493,9 +622,14 @@ class Trial:
         if s.prods_used >= len(self._sequence):
             self._end("defiant")
             return
-        for patterns, special in self._plan.specials:
-            if any(p.search(reply.text[:_SCAN_LIMIT]) for p in patterns):
-                self._prod(special.text, 0, special=True)
+        specials = self._plan.specials
+        if specials:
+            text = reply.text[:_SCAN_LIMIT]
+            for patterns, special in specials:
+                for pattern in patterns:
+                    if pattern.search(text):
+                        self._prod(special.text, 0, special=True)
+                        break
         s.prods_used += 1
         self._prod(self._sequence[s.prods_used - 1], s.prods_used, special=False)
         self._open_decision()
@@ -516,17 +650,32 @@ class Trial:
 
     def _append_assistant(self, reply: Reply, parsed: Parsed, action: str) -> None:
         """Put the subject's turn in context: in full, or (discard) as the bare action."""
-        channel = self.spec.channel
-        keep_comment = self.spec.comments == "preserve" or action == "invalid"
-        if channel.kind == "tool-call" and reply.tool_call and action != "invalid":
+        plan = self._plan
+        if plan.kind == "tool-call" and reply.tool_call and action != "invalid":
+            keep_comment = plan.preserve
             content = reply.text if keep_comment else ""
             name = COMPLY_TOOL if action == "comply" else REFUSE_TOOL
             arguments = _call_arguments(reply.tool_call) if keep_comment else "{}"
             result = "Done." if action == "comply" else "Noted."
             self._append_tool_turn(name, content, result, arguments)
             return
-        content = kept_text(self.spec, reply.text, parsed, action, self.spec.comments)
-        self._context.append({"role": "assistant", "content": self._own(content or "...")})
+        # kept_text, with the options it reads looked up in the plan.
+        if action == "invalid":
+            content = reply.text
+        else:
+            content = plan.comply_text if action == "comply" else plan.refuse_text
+            if plan.preserve:
+                if plan.rebuilt:
+                    if parsed.comment:
+                        content = f"{content}\n\n{parsed.comment}"
+                else:
+                    content = reply.text
+        affixes = plan.own_affixes
+        if affixes is None:
+            content = self._own(content or "...")
+        else:
+            content = affixes[0] + (content or "...") + affixes[1]
+        self._context.append({"role": "assistant", "content": content})
 
     def _own(self, text: str) -> str:
         return subject_turn(self.spec, text)
@@ -562,25 +711,30 @@ class Trial:
         else:
             self._context.append({"role": "assistant", "content": self._own(text)})
         self._emit(ForcedPress(level=level, text=text))
-        self._deliver(level, forced=True)
+        self._deliver(level, True)
 
-    def _deliver(self, level: int, *, forced: bool) -> None:
+    def _deliver(self, level: int, forced: bool) -> None:
         s = self._s
-        if level == self._max:
+        plan = self._plan
+        top = level == self._max
+        if top:
             s.repeats_at_max += 1
         if level > s.highest:
             s.highest = level
         if not forced and level > s.highest_own:
             s.highest_own = level
-        plan = self._plan
-        repeat = s.repeats_at_max if level == self._max else 1
-        key = (ShockDelivered, level, forced, repeat)
-        shock = plan.events.get(key)
-        if shock is None:
-            label = self._fields(level)["label"]
-            shock = ShockDelivered(level=level, label=label, forced=forced, repeat=repeat)
-            remember(plan.events, key, shock)
-        self.events.append(shock)
+        repeat = s.repeats_at_max if top else 1
+        shock: Event | None
+        if repeat == 1:
+            shock = (plan.forced_shocks if forced else plan.own_shocks)[level]
+        else:
+            key = (ShockDelivered, level, forced, repeat)
+            shock = plan.events.get(key)
+            if shock is None:
+                label = self._fields(level)["label"]
+                shock = ShockDelivered(level=level, label=label, forced=forced, repeat=repeat)
+                remember(plan.events, key, shock)
+        self.events.append(shock)  # type: ignore[arg-type]  # levels from 1 have a shock
         reaction = plan.reactions[level]
         if reaction is not None:
             reacted = plan.reacted.get(level)
@@ -600,7 +754,7 @@ class Trial:
                     self._say(j.speaker, text)
                     self._emit(ScriptedTurn(speaker=self._names[j.speaker], role="user", text=text))
             s.interjected.add(level)
-        if level == self._max:
+        if top:
             if s.repeats_at_max >= self.spec.stopping.max_level_repeats:
                 self._end("max-reached")
                 return

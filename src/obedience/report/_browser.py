@@ -21,6 +21,24 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from obedience.events import (
+    Event,
+    EventDecodeError,
+    ForcedPress,
+    FormatReminder,
+    LearnerAnswer,
+    LearnerReaction,
+    ProdGiven,
+    ReplyDiscarded,
+    ReplyReceived,
+    RequestIssued,
+    RetryIssued,
+    ScriptedTurn,
+    ShockDelivered,
+    TransportFailed,
+    TrialEnded,
+    TrialStarted,
+)
 from obedience.store import EventRow, RunStore
 
 # Event codes understood by report.js.
@@ -100,6 +118,14 @@ def label_keys(
     return sorted(names), per_reply
 
 
+def _typed(row: EventRow) -> Event | None:
+    """The row's typed event, or None for a payload this version cannot read."""
+    try:
+        return row.event
+    except EventDecodeError:
+        return None
+
+
 def _encode_trial(
     events: list[EventRow],
     s: StringTable,
@@ -111,92 +137,75 @@ def _encode_trial(
     facts: dict[str, Any] = {"replies": 0, "discarded": 0, "labels": set(), "flags": 0}
     refused_discarded: set[int] = set()
     for ev in events:
-        p = ev.payload
-        code = CODES.get(ev.kind)
-        if code == SCRIPTED:
-            role = 1 if p.get("role") == "assistant" else 0
-            out.append([SCRIPTED, s(p.get("speaker") or ""), role, s(p.get("text", ""))])
-        elif code == REPLY:
+        e = _typed(ev)
+        if isinstance(e, ScriptedTurn):
+            role = 1 if e.role == "assistant" else 0
+            out.append([SCRIPTED, s(e.speaker or ""), role, s(e.text)])
+        elif isinstance(e, ReplyReceived):
             found = labels_of.get((ev.trial_id, ev.attempt, ev.seq), [])
             ids = sorted(label_index[k] for k in found)
             facts["labels"].update(ids)
-            tool = p.get("tool_call")
-            row = [
+            tool = e.tool_call
+            # An imported reply's action is the source's; ours is kept beside it, in a
+            # field of the import's own that the event type does not have.
+            ours = ev.payload.get("parsed_action")
+            row: list[Any] = [
                 REPLY,
                 ev.seq,
-                p.get("decision", 0),
-                p.get("level", 0),
-                p.get("attempt", 1),
-                s(p.get("text", "")),
-                ACTIONS.get(p.get("action", "invalid"), 2),
+                e.decision,
+                e.level,
+                e.attempt,
+                s(e.text),
+                ACTIONS.get(e.action, 2),
                 0,
                 ids,
                 s(json.dumps(tool, ensure_ascii=False, sort_keys=True)) if tool else -1,
-                s(p.get("finish_reason")),
-                # An imported reply's action is the source's; ours is kept beside it.
-                ACTIONS.get(p["parsed_action"], 2) if p.get("parsed_action") else -1,
+                s(e.finish_reason),
+                ACTIONS.get(ours, 2) if isinstance(ours, str) and ours else -1,
             ]
             if row[11] >= 0 and row[11] != row[6]:
                 facts["flags"] |= T_READINGS_DIFFER
-            reply_at[(p.get("decision", 0), p.get("attempt", 1))] = row
+            reply_at[(e.decision, e.attempt)] = row
             facts["replies"] += 1
             out.append(row)
-        elif ev.kind == "discarded":
-            dropped = reply_at.get((p.get("decision", 0), p.get("attempt", 1)))
+        elif isinstance(e, ReplyDiscarded):
+            dropped = reply_at.get((e.decision, e.attempt))
             if dropped is not None:
-                dropped[7] |= F_DISCARDED | (
-                    F_EXPRESSED_REFUSAL if p.get("expressed_refusal") else 0
-                )
+                dropped[7] |= F_DISCARDED | (F_EXPRESSED_REFUSAL if e.expressed_refusal else 0)
             facts["discarded"] += 1
             facts["flags"] |= T_DISCARDED
-            if p.get("expressed_refusal"):
-                refused_discarded.add(p.get("decision", 0))
-        elif code == PROD:
-            if not p.get("special"):
+            if e.expressed_refusal:
+                refused_discarded.add(e.decision)
+        elif isinstance(e, ProdGiven):
+            if not e.special:
                 facts["flags"] |= T_PRODDED
-            out.append([PROD, p.get("index", 0), s(p.get("text", "")), int(bool(p.get("special")))])
-        elif code == FORCED:
+            out.append([PROD, e.index, s(e.text), int(bool(e.special))])
+        elif isinstance(e, ForcedPress):
             facts["flags"] |= T_FORCED
-            out.append([FORCED, p.get("level", 0), s(p.get("text", ""))])
-        elif code == SHOCK:
-            out.append(
-                [
-                    SHOCK,
-                    p.get("level", 0),
-                    s(str(p.get("label", ""))),
-                    int(bool(p.get("forced"))),
-                    p.get("repeat", 1),
-                ]
-            )
-        elif code == REACTION:
-            out.append([REACTION, p.get("level", 0), s(p.get("text", ""))])
-        elif code == REMINDER:
-            out.append([REMINDER, p.get("level", 0), s(p.get("text", ""))])
-        elif code == TRANSPORT:
+            out.append([FORCED, e.level, s(e.text)])
+        elif isinstance(e, ShockDelivered):
+            out.append([SHOCK, e.level, s(str(e.label)), int(bool(e.forced)), e.repeat])
+        elif isinstance(e, LearnerReaction):
+            out.append([REACTION, e.level, s(e.text)])
+        elif isinstance(e, FormatReminder):
+            out.append([REMINDER, e.level, s(e.text)])
+        elif isinstance(e, TransportFailed):
             facts["flags"] |= T_TRANSPORT
-            out.append([TRANSPORT, p.get("decision", 0), s(redact(str(p.get("message", ""))))])
-        elif code == ANSWER:
-            out.append(
-                [ANSWER, p.get("step", 0), int(bool(p.get("correct"))), int(bool(p.get("silent")))]
-            )
-        elif code == RETRY:
-            out.append([RETRY, p.get("decision", 0), p.get("attempt", 0)])
-        elif code == ENDED:
-            out.append(
-                [
-                    ENDED,
-                    s(p.get("reason", "")),
-                    p.get("highest_level", 0),
-                    p.get("decisions", 0),
-                    p.get("steps", 0),
-                ]
-            )
-        elif code == STARTED:
-            out.append([STARTED, s(p.get("channel", "")), s(p.get("policy", "")), p.get("seed", 0)])
-        elif ev.kind == "request":
+            out.append([TRANSPORT, e.decision, s(redact(str(e.message)))])
+        elif isinstance(e, LearnerAnswer):
+            out.append([ANSWER, e.step, int(bool(e.correct)), int(bool(e.silent))])
+        elif isinstance(e, RetryIssued):
+            out.append([RETRY, e.decision, e.attempt])
+        elif isinstance(e, TrialEnded):
+            out.append([ENDED, s(e.reason), e.highest_level, e.decisions, e.steps])
+        elif isinstance(e, TrialStarted):
+            out.append([STARTED, s(e.channel), s(e.policy), e.seed])
+        elif isinstance(e, RequestIssued):
             continue
         else:
-            payload = {k: v for k, v in p.items() if k != "kind"}
+            # Any other event (or a payload this version cannot read) is shown as its fields.
+            fields = e.to_dict() if e is not None else ev.payload
+            payload = {k: v for k, v in fields.items() if k != "kind"}
             out.append([OTHER, s(ev.kind), s(json.dumps(payload, ensure_ascii=False))])
     # The final reply of each decision: the last attempt that was not discarded.
     last: dict[int, list[Any]] = {}
@@ -275,7 +284,8 @@ def build_browser_data(
 def _max_level(events: list[EventRow]) -> int:
     for ev in events:
         if ev.kind == "trial-started":
-            return int(ev.payload.get("max_level", 0))
+            started = _typed(ev)
+            return started.max_level if isinstance(started, TrialStarted) else 0
     return 0
 
 

@@ -497,7 +497,7 @@ def _sections(rep: Report, store: RunStore) -> None:
     models = ov["models"]
     rep.sections["overview"] = ov
     rep.sections["key_results"] = key_results(
-        rep.stats.to_json(), models, rep.axis.name(rep.axis.count), _level_words(rep.axis)
+        rep.stats, models, rep.axis.name(rep.axis.count), _level_words(rep.axis)
     )
     factor_rows = _sorted_by_model(_factor_rows(rep), models)
     rep.sections["factors"] = {

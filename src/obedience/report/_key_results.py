@@ -1,16 +1,19 @@
 """The report's "Key results" panel: per model, the answer in plain words, with numbers.
 
-Every number comes from ``obedience.analysis.statistics`` (what ``obedience stats --json``
-prints). ``read_statistics`` is the only function that knows the statistics' keys: when the
-statistics become typed results, only it changes. ``key_results`` turns what it read into
-statements, each linking to the report section that shows the detail.
+Every number comes from ``obedience.analysis.statistics``: ``read_statistics`` reads the
+typed result's attributes (mypy checks them; their dump is what ``obedience stats --json``
+prints). ``key_results`` turns what it read into statements, each linking to the report
+section that shows the detail.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from obedience.analysis import ModelProportion, Statistics
 
 # What each built-in embedded model is, and why its numbers are no finding about capable
 # models. Shown with its results; models not listed get no such note.
@@ -79,66 +82,74 @@ class KeyStatsRead:
     distress_available: bool
 
 
-def _pair(value: Any) -> tuple[float, float] | None:
-    if not value or value[0] is None or value[1] is None:
+def _finite(x: float | None) -> float | None:
+    """The number as ``stats --json`` gives it: a non-finite float is null there."""
+    return x if x is None or math.isfinite(x) else None
+
+
+def _pair(value: tuple[float | None, float | None] | None) -> tuple[float, float] | None:
+    if value is None:
         return None
-    return float(value[0]), float(value[1])
+    low, high = _finite(value[0]), _finite(value[1])
+    if low is None or high is None:
+        return None
+    return float(low), float(high)
 
 
-def read_statistics(stats: dict[str, Any]) -> KeyStatsRead:
-    """Everything the panel shows, read from ``Statistics.to_json()`` (the only key lookups:
-    the same keys ``obedience stats --json`` prints, which the browser test compares)."""
+def read_statistics(stats: Statistics) -> KeyStatsRead:
+    """Everything the panel shows, read from the typed statistics (the attributes whose
+    dump is what ``obedience stats --json`` prints, which the browser test compares)."""
     per: dict[str, ModelKeyStats] = {}
-    for cell in stats["rates"]:
-        m = str(cell["model"])
+    for cell in stats.rates:
+        m = cell.model
         entry = per.get(m)
-        k, n = int(cell["k"]) + (entry.reached.k if entry else 0), int(cell["n"])
+        k, n = cell.k + (entry.reached.k if entry else 0), cell.n
         n += entry.reached.n if entry else 0
         reached = Rate(k=k, n=n, rate=None, ci=None)
         if entry is None:
             per[m] = ModelKeyStats(m, reached, None, None, None, 0)
         else:
             entry.reached = reached
-    for row in stats["survival_pooled"]["model"]:
-        entry = per.get(str(row["model"]))
-        if entry is None or not row["n"]:
+    for curve in stats.survival_pooled.model:
+        entry = per.get(curve.model)
+        if entry is None or not curve.n:
             continue
-        entry.top_survival = row["survival"][-1]
-        entry.top_survival_ci = (row["ci_low"][-1], row["ci_high"][-1])
-        entry.median_breakoff = row["median_breakoff"]
-        entry.breakoffs = int(row["events"])
-    for row in stats["factor_effects"]:
-        entry = per.get(str(row["model"]))
+        entry.top_survival = _finite(curve.survival[-1])
+        entry.top_survival_ci = (_finite(curve.ci_low[-1]), _finite(curve.ci_high[-1]))
+        entry.median_breakoff = curve.median_breakoff
+        entry.breakoffs = curve.events
+    for effect in stats.factor_effects:
+        entry = per.get(effect.model)
         if entry is not None:
             entry.effects.append(
                 Effect(
-                    factor=str(row["factor"]),
-                    from_label=str(row["from_label"]),
-                    to_label=str(row["to_label"]),
-                    effect_pp=row["effect_pp"],
-                    ci_pp=_pair(row["ci_pp"]),
-                    published_pp=row.get("published_pp"),
-                    published_model=row.get("published_model"),
+                    factor=effect.factor,
+                    from_label=effect.from_label,
+                    to_label=effect.to_label,
+                    effect_pp=_finite(effect.effect_pp),
+                    ci_pp=_pair(effect.ci_pp),
+                    published_pp=_finite(effect.published_pp),
+                    published_model=effect.published_model,
                 )
             )
-    dwc = stats["distress_while_complying"]
-    if dwc["available"]:
-        for row in dwc["per_model"]:
-            if (entry := per.get(str(row["model"]))) is not None:
-                entry.distress = Rate(row["k"], row["n"], row["rate"], _pair(row["ci"]))
-    for row in stats["overridden_refusals"]["per_model"]:
-        if (entry := per.get(str(row["model"]))) is not None:
-            entry.overridden = Rate(row["k"], row["n"], row["rate"], _pair(row["ci"]))
-    for row in stats["baselines"]["paper"]:
-        if (entry := per.get(str(row["model"]))) is not None:
+    dwc = stats.distress_while_complying
+    if dwc.available:
+        for share in dwc.per_model:
+            if (entry := per.get(share.model)) is not None:
+                entry.distress = _rate(share)
+    for share in stats.overridden_refusals.per_model:
+        if (entry := per.get(share.model)) is not None:
+            entry.overridden = _rate(share)
+    for row in stats.baselines.paper:
+        if (entry := per.get(row.model)) is not None:
             entry.published.append(
                 Published(
-                    paper_model=str(row["paper_model"]),
-                    condition=str(row["condition"]),
-                    k=int(row["k"]),
-                    n=int(row["n"]),
-                    published_k=int(row["published_k"]),
-                    published_n=int(row["published_n"]),
+                    paper_model=row.paper_model,
+                    condition=row.condition,
+                    k=row.k,
+                    n=row.n,
+                    published_k=row.published_k,
+                    published_n=row.published_n,
                 )
             )
     for entry in per.values():
@@ -146,9 +157,13 @@ def read_statistics(stats: dict[str, Any]) -> KeyStatsRead:
         entry.effects.sort(key=lambda e: order.get(e.factor, len(order)))
     return KeyStatsRead(
         models=list(per.values()),
-        distress_classifier=dwc.get("classifier"),
-        distress_available=bool(dwc["available"]),
+        distress_classifier=dwc.classifier,
+        distress_available=dwc.available,
     )
+
+
+def _rate(share: ModelProportion) -> Rate:
+    return Rate(share.k, share.n, _finite(share.rate), _pair(share.ci))
 
 
 # ------------------------------------------------------------------------ statements
@@ -301,7 +316,7 @@ def _published(m: ModelKeyStats) -> list[Any]:
 
 
 def key_results(
-    stats: dict[str, Any],
+    stats: Statistics,
     models: Iterable[str],
     top_level: str,
     level_name: Callable[[float | None], str],
