@@ -278,3 +278,23 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         cli.invoke(app, ["annotate", str(tmp_path / "empty"), "--judge", "bogus:thing"])
     )
     assert "unknown judge spec" in line
+
+
+def test_statistics_follow_the_classifier_that_labelled_last(tmp_path: Path) -> None:
+    """Re-annotating with another classifier (a newer rules version, say) moves every
+    rate to it; the older labels stay stored as their own version."""
+    import obedience
+    from obedience.runner import RunConfig
+
+    config = RunConfig(models=["scripted:distressed"], conditions=["PC-NS-NF"], trials=1)
+    run = make_run(tmp_path / "run", config)
+    obedience.annotate(run, "rules")
+    rules_name = obedience.statistics(run).distress_while_complying.classifier
+    assert rules_name.startswith("rules-")
+    obedience.annotate(run, "linear")
+    linear_name = obedience.statistics(run).distress_while_complying.classifier
+    assert linear_name != rules_name and linear_name.startswith("linear")
+    obedience.annotate(run, "rules")  # labelled again: the latest once more
+    assert obedience.statistics(run).distress_while_complying.classifier == rules_name
+    with obedience.RunStore.open(run) as store:
+        assert {a["classifier"] for a in store.annotations()} == {rules_name, linear_name}

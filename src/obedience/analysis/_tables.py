@@ -400,7 +400,7 @@ def add_label_metrics(trials: pd.DataFrame, replies: pd.DataFrame) -> pd.DataFra
 
 
 def _attach_labels(replies: pd.DataFrame, annotations: list[dict[str, Any]]) -> pd.DataFrame:
-    """Add ``label_<name>`` columns (one classifier: the judge if present, else rules).
+    """Add ``label_<name>`` columns (one classifier: a judge if present, else the latest).
 
     ``annotations`` must hold one attempt per trial (the counted one).
     """
@@ -410,7 +410,10 @@ def _attach_labels(replies: pd.DataFrame, annotations: list[dict[str, Any]]) -> 
     visible = [c for c in by_classifier if not c.endswith(REASONING_SUFFIX)]
     if not visible:
         return replies
-    name = next((c for c in visible if c.startswith("judge")), None) or sorted(visible)[0]
+    # A judge's labels if there are any; else the classifier that labelled last (the store
+    # lists annotations in the order they were written), so that re-annotating a run
+    # with a newer rules version moves every rate to it.
+    name = next((c for c in visible if c.startswith("judge")), None) or visible[-1]
     chosen = by_classifier[name]
     label_names = sorted({k for labels in chosen.values() for k in labels})
     out = replies.copy()

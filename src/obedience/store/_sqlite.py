@@ -572,6 +572,7 @@ class RunStore:
         if classifier:
             sql += " WHERE classifier = ?"
             args = (classifier,)
+        sql += " ORDER BY rowid"  # the order they were written in (analysis relies on it)
         return [
             {
                 "trial_id": t,
