@@ -424,6 +424,18 @@ class Trial:
             step = self._drawn_lines(idx, pick, silent, repeating)
             remember(plan.draws, key, step)
         lines, turns, verdict, correct = step
+        return self._record_step(lines, turns, verdict, correct, silent)
+
+    def _record_step(
+        self,
+        lines: tuple[str, ...],
+        turns: tuple[Event, ...],
+        verdict: Event,
+        correct: bool,
+        silent: bool,
+    ) -> bool:
+        """Queue a task step's lines and record its events: turns, the answer, the verdict."""
+        plan, s = self._plan, self._s
         self._pending.extend(lines)
         events = self.events
         events.extend(turns)
@@ -483,17 +495,7 @@ class Trial:
             step = self._step_lines(item, answer, correct, silent, repeating)
             remember(plan.steps, key, step)
         lines, turns, verdict = step
-        self._pending.extend(lines)
-        events = self.events
-        events.extend(turns)
-        answer_key = (s.step << 2) | (correct << 1) | silent
-        answered = plan.answers.get(answer_key)
-        if answered is None:
-            answered = LearnerAnswer(step=s.step, correct=correct, silent=silent)
-            remember(plan.answers, answer_key, answered)
-        events.append(answered)
-        events.append(verdict)
-        return correct
+        return self._record_step(lines, turns, verdict, correct, silent)
 
     def _step_lines(
         self, item: str, answer: str, correct: bool, silent: bool, repeating: bool
