@@ -508,7 +508,7 @@ def projection(config: RunConfig | Mapping[str, Any] | str | Path) -> Projection
 # What may differ between shards of one run: where and how fast it ran, and its budget.
 _SHARD_FREE = frozenset(
     {"shard", "endpoints", "base_url", "concurrency", "timeout", "retries", "backoff",
-     "max_requests", "max_cost", "prices", "breaker"}
+     "max_requests", "max_cost", "prices", "breaker", "session_headers"}
 )  # fmt: skip
 
 

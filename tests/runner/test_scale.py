@@ -286,6 +286,22 @@ def test_max_cost_uses_the_configured_prices_and_stops(tmp_path: Path) -> None:
         assert {r.outcome for r in store.trials()} == {"max-reached"}
 
 
+def test_max_cost_counts_the_cost_the_server_reports(tmp_path: Path) -> None:
+    """No prices in the config: the server's own ``usage.cost`` is what the budget spends."""
+    from tests.helpers.fake_openai import completion_body
+
+    def billed(body: dict[str, Any]) -> dict[str, Any]:
+        return completion_body(body["model"], "PRESSED. Going on.", usage={"cost": 0.1})
+
+    with FakeOpenAI(respond=billed) as server:
+        config = _fast(base_url=server.base_url, concurrency=1, max_cost=0.25)
+        with pytest.raises(obedience.RunStopped, match=r"--max-cost 0\.25"):
+            obedience.run(config, tmp_path / "run", label=False, report=False)
+        assert server.chat_requests == 3  # 0.1 + 0.1 + 0.1 reaches 0.25
+    with RunStore.open(tmp_path / "run") as store:
+        assert [r for r in store.trials() if r.status != "done"]
+
+
 def test_the_cli_prints_the_projection_and_a_stop_is_one_line_exit_3(tmp_path: Path) -> None:
     from tests.helpers.cli import run_cli
 
@@ -296,7 +312,8 @@ def test_the_cli_prints_the_projection_and_a_stop_is_one_line_exit_3(tmp_path: P
     err = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(err) == 1 and "--max-requests 5" in err[0], done.stderr
     # 12 buttons: a trial that goes to the end makes 12 decisions.
-    assert "projection: 3 trials; requests <= 3,000 (36 " in done.stdout, done.stdout
+    # The bound: 100 steps x (1 + 5 prods) decisions x 10 attempts x (1 + 25 empty re-samples).
+    assert "projection: 3 trials; requests <= 468,000 (36 " in done.stdout, done.stdout
     done = run_cli(["run", "--resume", str(out), "-q", "--no-report"], timeout=120)
     assert done.returncode == 0, done.stderr
     assert "projection: 3 trials" in done.stdout  # the resumed trials: all unfinished
@@ -307,7 +324,10 @@ def test_projection_bounds_follow_the_design() -> None:
     projection = obedience.projection(config)
     protocol = obedience.load_protocol("pihlakas2026")
     spec = protocol.condition("PC-NS-NF")
-    per_trial = spec.stopping.max_steps * spec.policy.max_attempts
+    # Every step may open a decision per prod after a refusal; every decision takes up to
+    # the policy's attempts, each re-sampled uncounted up to the empty-reply cap.
+    decisions = spec.stopping.max_steps * (1 + len(spec.prods.sequence()))
+    per_trial = decisions * spec.policy.max_attempts * (1 + spec.harness.max_empty_retries)
     assert projection.trials == 8
     assert projection.max_requests == 8 * per_trial
     assert 0 < projection.full_requests <= projection.max_requests

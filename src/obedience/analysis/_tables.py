@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -399,6 +400,19 @@ def add_label_metrics(trials: pd.DataFrame, replies: pd.DataFrame) -> pd.DataFra
     return out
 
 
+def chosen_classifier(names: Iterable[str]) -> str | None:
+    """The label set that rates are computed from, among classifier names in write order.
+
+    A judge's labels if there are any; else the classifier that labelled last (the store
+    lists annotations in the order they were written), so that re-annotating a run with
+    a newer rules version moves every rate to it. Reasoning-text label sets never count.
+    """
+    visible = [c for c in names if not c.endswith(REASONING_SUFFIX)]
+    if not visible:
+        return None
+    return next((c for c in visible if c.startswith("judge")), None) or visible[-1]
+
+
 def _attach_labels(replies: pd.DataFrame, annotations: list[dict[str, Any]]) -> pd.DataFrame:
     """Add ``label_<name>`` columns (one classifier: a judge if present, else the latest).
 
@@ -407,13 +421,9 @@ def _attach_labels(replies: pd.DataFrame, annotations: list[dict[str, Any]]) -> 
     by_classifier: dict[str, dict[tuple[str, int], dict[str, bool]]] = defaultdict(dict)
     for a in annotations:
         by_classifier[a["classifier"]][(a["trial_id"], a["seq"])] = a["labels"]
-    visible = [c for c in by_classifier if not c.endswith(REASONING_SUFFIX)]
-    if not visible:
+    name = chosen_classifier(by_classifier)
+    if name is None:
         return replies
-    # A judge's labels if there are any; else the classifier that labelled last (the store
-    # lists annotations in the order they were written), so that re-annotating a run
-    # with a newer rules version moves every rate to it.
-    name = next((c for c in visible if c.startswith("judge")), None) or visible[-1]
     chosen = by_classifier[name]
     label_names = sorted({k for labels in chosen.values() for k in labels})
     out = replies.copy()

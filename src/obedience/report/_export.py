@@ -57,7 +57,7 @@ def export_tables(run_dir: str | Path, fmt: str, out_dir: str | Path | None = No
     """Write trials, decisions, replies and annotations as ``fmt``; return the paths.
 
     Replies carry one ``label_<name>`` column per label of the chosen classifier (the
-    judge if present, else the rules); ``annotations`` holds every classifier's labels
+    judge if present, else the latest to label); ``annotations`` holds every classifier's labels
     in long form (one row per reply, classifier and label).
     """
     if fmt not in FORMATS:

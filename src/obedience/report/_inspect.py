@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from obedience import __version__
+from obedience.analysis._tables import chosen_classifier
 from obedience.store import EventRow, RunStore, TrialRow
 
 SOURCE = "obedience"
@@ -83,7 +84,9 @@ def _labels_by_reply(store: RunStore, trials: dict[str, TrialRow]) -> dict[tuple
             out[a["classifier"]][(a["trial_id"], a["seq"])] = a["labels"]
     if not out:
         return {}
-    name = next((c for c in out if c.startswith("judge")), None) or sorted(out)[0]
+    name = chosen_classifier(out)  # the label set the statistics use
+    if name is None:
+        return {}
     return {k: {"classifier": name, "labels": v} for k, v in out[name].items()}
 
 

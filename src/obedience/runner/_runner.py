@@ -178,6 +178,15 @@ def _prompt_chars(request: Request) -> int:
     return sum(len(json.dumps(m.get("content"), ensure_ascii=False)) for m in request.messages)
 
 
+def request_cap(spec: ProtocolSpec) -> int:
+    """Requests one trial can send at most, transport retries aside: every step can open a
+    decision per prod after a refusal, every decision takes up to the policy's attempts,
+    and each attempt may be re-sampled uncounted for empty replies."""
+    decisions = spec.stopping.max_steps * (1 + len(spec.prods.sequence()))
+    empties = spec.harness.max_empty_retries if spec.harness.empty_replies == "retry" else 0
+    return decisions * spec.policy.max_attempts * (1 + empties)
+
+
 def project(
     protocol: Protocol, config: RunConfig, rows: Sequence[TrialRow] | None = None
 ) -> Projection:
@@ -198,7 +207,7 @@ def project(
                 return obedient(request)
 
             run_with(trial, answer)
-            cap = spec.stopping.max_steps * spec.policy.max_attempts
+            cap = request_cap(spec)
             longest = max(chars, default=0)
             per_cell[key] = (
                 cap,
@@ -395,7 +404,8 @@ class _Governor:
             raise _Stop
 
     def _cost_of(self, completion: Completion) -> float:
-        reported = completion.extra.get("cost")
+        # The server's billed cost (``usage.cost``) when it reported one.
+        reported = completion.cost if completion.cost is not None else completion.extra.get("cost")
         if isinstance(reported, (int, float)) and not isinstance(reported, bool):
             return max(0.0, float(reported))
         prices = self.config.prices

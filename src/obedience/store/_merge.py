@@ -82,7 +82,8 @@ def _copy(c: sqlite3.Connection, counts: dict[str, int]) -> None:
     ).rowcount
     if "annotations" in tables:
         counts["annotations"] += c.execute(
-            f"INSERT INTO annotations ({_ANNOTATIONS}) SELECT {_ANNOTATIONS} FROM src.annotations"
+            f"INSERT INTO annotations ({_ANNOTATIONS}) "
+            f"SELECT {_ANNOTATIONS} FROM src.annotations ORDER BY rowid"
         ).rowcount
     if "trial_attributes" in tables:
         c.execute(
