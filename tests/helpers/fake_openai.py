@@ -121,7 +121,6 @@ class FakeOpenAI:
         self.auth_headers: set[str] = set()
         self.bodies: list[Body] = []
         self.headers: list[dict[str, str]] = []
-        self.request_headers: list[dict[str, str]] = []  # of chat requests, with keep_bodies
         self.keep_bodies = False
         self.retry_after = retry_after
         self._sock = socket.create_server(("127.0.0.1", port), backlog=4096, reuse_port=reuse_port)
@@ -193,21 +192,10 @@ class FakeOpenAI:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                request = await read_request(reader)
+                if request is None:
                     return
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = [*lines[0].split(" "), "", ""][:3]
-                headers = {}
-                for line in lines[1:]:
-                    name, sep, value = line.partition(":")
-                    if sep:
-                        headers[name.strip().lower()] = value.strip()
-                raw = await reader.readexactly(int(headers.get("content-length") or 0))
-                if self.keep_bodies and path.rstrip("/").endswith("/chat/completions"):
-                    with self.lock:
-                        self.request_headers.append(headers)
+                method, path, headers, raw = request
                 auth = headers.get("authorization")
                 if auth:
                     with self.lock:
@@ -282,6 +270,25 @@ class FakeOpenAI:
         if self.respond is not None:
             return await _send(writer, 200, self.respond(body))
         return await _send(writer, 200, completion_body(model, self.subject(body)))
+
+
+async def read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, dict[str, str], bytes] | None:
+    """One HTTP/1.1 request: method, path, lower-cased headers and body; None at the end."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = [*lines[0].split(" "), "", ""][:3]
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length") or 0))
+    return method, path, headers, body
 
 
 _REASONS = {

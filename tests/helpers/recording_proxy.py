@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.helpers.fake_openai import read_request
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -46,18 +47,10 @@ class RecordingProxy:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                request = await read_request(reader)
+                if request is None:
                     return
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = [*lines[0].split(" "), "", ""][:3]
-                headers: dict[str, str] = {}
-                for line in lines[1:]:
-                    name, sep, value = line.partition(":")
-                    if sep:
-                        headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length") or 0))
+                method, path, headers, body = request
                 if method == "GET" and path.rstrip("/") == "/health":
                     status, out_headers, data = 200, {"content-type": "application/json"}, b"{}"
                 else:

@@ -83,7 +83,7 @@ def test_every_request_of_a_trial_reaches_one_endpoint_with_its_session_key(
         obedience.run(config, tmp_path / "run", label=False, report=False)
         served: dict[str, set[str]] = defaultdict(set)
         for name, server in (("a", a), ("b", b)):
-            for body, headers in zip(server.bodies, server.request_headers, strict=True):
+            for body, headers in zip(server.bodies, server.headers, strict=True):
                 assert headers["x-smg-routing-key"] == body["user"]
                 assert headers["x-session-id"] == body["user"]
                 served[body["user"]].add(name)
