@@ -28,12 +28,24 @@ END_REASONS: tuple[EndReason, ...] = (
 )
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    # ``dataclasses.fields`` walks the class's fields on every call; a run serialises
+    # about a dozen events per decision, so the names are looked up once per class.
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     kind: ClassVar[str] = "event"
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {name: getattr(self, name) for name in _field_names(type(self))}
         data["kind"] = self.kind
         return data
 

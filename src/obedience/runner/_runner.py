@@ -9,7 +9,9 @@ carrying the trial id as its session key, for routers with session affinity.
 Transport faults are retried by the backends' shared retry loop (exponential
 backoff with jitter, Retry-After honoured); a trial whose transport still fails
 ends as ``error`` (never as a refusal; ``resume`` runs it again) and the run goes on.
-Events are committed after every reply, so a killed process loses at most the replies in flight.
+Events are committed after every reply; the replies that arrive in one turn of the event
+loop share one commit (``_GroupCommit``), so a killed process loses at most the replies
+in flight and those of the turn being committed, and ``resume`` runs those trials again.
 
 A budget (``max_requests``, ``max_cost``) or the circuit breaker (a storm of
 401/402/403 or 429 answers) stops the run cleanly: no new request is sent, the
@@ -49,7 +51,7 @@ from obedience.engine import Reply, Request, Trial, run_with, scripted_subject
 from obedience.protocols import Protocol, ProtocolSpec
 from obedience.runner._config import RunConfig, derive_seed, stimulus_seed
 from obedience.runner._requests import chat_request, engine_reply, reply_meta, safe_completion
-from obedience.store import RunStore, StoreError, TrialRow, trial_key
+from obedience.store import Appended, RunStore, StoreError, TrialRow, trial_key
 
 # HTTP statuses the circuit breaker counts: a bad key or an exhausted quota, and rate limits.
 AUTH_STATUSES = frozenset({401, 402, 403})
@@ -416,6 +418,60 @@ class _Governor:
         return (prompt * prices.prompt + produced * prices.completion) / 1e6
 
 
+class _GroupCommit:
+    """Commits the events of every reply handled in one turn of the event loop together.
+
+    At many trials in flight the replies come back in bursts; a commit per reply would
+    write the WAL once per reply while the other replies wait. Each trial hands its new
+    events over after every reply and goes on at once; the first hand-over of a turn
+    schedules one commit for the next turn (``call_soon``), which takes everything handed
+    over meanwhile. A trial's last events are awaited (``durable``): ``run_trial`` returns
+    only once its trial is stored as finished. A failed commit (a full disk) is reported
+    to ``on_error`` and to every waiter; the run stops.
+    """
+
+    def __init__(self, store: RunStore, on_error: Callable[[StoreError], None]) -> None:
+        self.store = store
+        self.on_error = on_error
+        self._pending: list[Appended] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._scheduled = False
+
+    def add(self, item: Appended) -> None:
+        self._pending.append(item)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.commit)
+
+    async def durable(self) -> None:
+        """Wait until everything handed over so far is committed."""
+        if not self._pending:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def commit(self) -> None:
+        """Commit what is pending now (also called directly when the run ends)."""
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        waiters, self._waiters = self._waiters, []
+        error: StoreError | None = None
+        if batch:
+            try:
+                self.store.append_many(batch)
+            except StoreError as exc:
+                error = exc
+                self.on_error(exc)
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if error is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(error)
+
+
 class Runner:
     def __init__(
         self,
@@ -432,6 +488,11 @@ class Runner:
         self.progress = progress or Progress()
         self._fatal: BaseException | None = None
         self.governor = _Governor(config)
+        self._commits = _GroupCommit(store, self._store_failed)
+
+    def _store_failed(self, exc: StoreError) -> None:
+        if self._fatal is None:  # disk full or broken store: stop everything
+            self._fatal = exc
 
     def backend_for(self, row: TrialRow) -> Backend:
         """The backend (endpoint) this trial is pinned to for its whole life."""
@@ -476,6 +537,7 @@ class Runner:
         finally:
             for w in workers:
                 w.cancel()
+            self._commits.commit()  # whatever a stopping or cancelled run handed over
         if self._fatal is not None:
             raise self._fatal
         if self.governor.reason is not None:
@@ -492,8 +554,8 @@ class Runner:
                 return
             try:
                 await self.run_trial(row)
-            except StoreError as exc:  # disk full or broken store: stop everything
-                self._fatal = exc
+            except StoreError as exc:
+                self._store_failed(exc)
                 return
 
     async def run_trial(self, row: TrialRow) -> Trial:
@@ -534,6 +596,7 @@ class Runner:
                 self.progress.bump(decisions=1, transport_retries=len(errors))
             written = self._flush(row.trial_id, attempt, trial, written, metas)
         self._flush(row.trial_id, attempt, trial, written, metas)
+        await self._commits.durable()
         self.progress.bump(done=1)
         return trial
 
@@ -545,7 +608,7 @@ class Runner:
             return written
         rows = [(written + i, e.to_dict(), metas.pop(written + i, None)) for i, e in enumerate(new)]
         finish = (trial.outcome or "error", trial.highest_level) if trial.done else None
-        self.store.append(trial_id, attempt, rows, finish=finish)
+        self._commits.add(Appended(trial_id, attempt, rows, finish))
         return len(trial.events)
 
     def _sampling(self, row: TrialRow, spec: ProtocolSpec, request: Request) -> Sampling:

@@ -13,6 +13,7 @@ from obedience.store._merge import duplicated_trials, merge_into
 from obedience.store._sqlite import (
     DATABASE,
     MANIFEST,
+    Appended,
     EventRow,
     RunStore,
     StoreError,
@@ -25,6 +26,7 @@ __all__ = [
     "DATABASE",
     "MANIFEST",
     "REASONING_SUFFIX",
+    "Appended",
     "EventRow",
     "HumanLabel",
     "LabelSet",

@@ -24,7 +24,7 @@ import os
 import sqlite3
 import tempfile
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,17 @@ class TrialRow:
 
 
 @dataclass(frozen=True)
+class Appended:
+    """One trial's new events for ``RunStore.append_many``: ``(seq, payload, meta)`` rows,
+    and ``finish`` ``(outcome, highest level)`` when the trial ends with them."""
+
+    trial_id: str
+    attempt: int
+    events: Sequence[tuple[int, dict[str, Any], dict[str, Any] | None]]
+    finish: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
 class EventRow:
     trial_id: str
     attempt: int
@@ -149,10 +160,14 @@ def _is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
 
 
+# ASCII JSON: a lone surrogate that got this far stays an escape, not a bad byte. One
+# encoder for every payload: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+
+
 def _dumps(value: Any, scrub: Callable[[str], str] = scrub_secrets) -> str:
-    # ASCII JSON: a lone surrogate that got this far stays an escape, not a bad byte.
     # Known secret values (an API key a server echoed back) are never stored.
-    return scrub(json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True))
+    return scrub(_ENCODER.encode(value))
 
 
 def _db_error(path: Path, exc: sqlite3.Error) -> StoreError:
@@ -468,29 +483,45 @@ class RunStore:
         finish: tuple[str, int] | None = None,
     ) -> None:
         """Append ``(seq, payload, meta)`` events atomically, optionally closing the trial."""
+        self.append_many([Appended(trial_id, attempt, events, finish)])
+
+    def append_many(self, batch: Sequence[Appended]) -> None:
+        """Append the events of several trials (and close those that finish) in one commit.
+
+        All or nothing: a failed commit (a full disk) stores none of them. The runner groups
+        the replies that arrive together into one commit, which costs one WAL write
+        instead of one per reply.
+        """
         scrub = scrubber()
-        with self._transaction() as c:
-            c.executemany(
-                "INSERT INTO events (trial_id, attempt, seq, kind, payload, meta)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        trial_id,
-                        attempt,
-                        seq,
-                        payload["kind"],
-                        _dumps(payload, scrub),
-                        None if meta is None else _dumps(meta, scrub),
-                    )
-                    for seq, payload, meta in events
-                ],
+        rows = [
+            (
+                item.trial_id,
+                item.attempt,
+                seq,
+                payload["kind"],
+                _dumps(payload, scrub),
+                None if meta is None else _dumps(meta, scrub),
             )
-            if finish is not None:
-                outcome, highest = finish
-                c.execute(
+            for item in batch
+            for seq, payload, meta in item.events
+        ]
+        finished = [
+            (item.finish[0], item.finish[1], item.trial_id, item.attempt)
+            for item in batch
+            if item.finish is not None
+        ]
+        with self._transaction() as c:
+            if rows:
+                c.executemany(
+                    "INSERT INTO events (trial_id, attempt, seq, kind, payload, meta)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+            if finished:
+                c.executemany(
                     "UPDATE trials SET status = 'done', outcome = ?, highest_level = ?"
                     " WHERE trial_id = ? AND attempt = ?",
-                    (outcome, highest, trial_id, attempt),
+                    finished,
                 )
 
     def trials(self, *, status: str | None = None) -> list[TrialRow]:

@@ -1,0 +1,121 @@
+"""The runner commits the replies of one turn of the event loop together.
+
+What must hold: replies that arrive together share one commit; an unfinished trial's
+events are stored while it waits for its next reply (a killed process loses only the
+replies in flight); ``run_trial`` returns only once its trial is stored as finished; and
+the events are the same, in the same order, as with a commit per reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from obedience.backends import Capabilities, ChatRequest, Completion
+from obedience.protocols import load_protocol
+from obedience.runner import RunConfig, Runner
+from obedience.store import Appended, RunStore
+
+MODEL = "paced"
+
+
+class _Paced:
+    """Complies; with ``together`` trials in flight, all of them reply in the same turn of
+    the event loop (a barrier), as a burst of replies from a server does."""
+
+    capabilities = Capabilities(tools=False, constrained=False, logprobs=False)
+    default_concurrency = 8
+    name = MODEL
+    endpoint = MODEL
+
+    def __init__(self, gate_after: int | None = None, together: int = 1) -> None:
+        self.calls = 0
+        self.barrier = asyncio.Barrier(together)
+        self.gate_after = gate_after
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def preflight(self) -> dict[str, Any]:
+        return {"kind": "paced"}
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        self.calls += 1
+        if self.gate_after is not None and self.calls > self.gate_after:
+            self.waiting.set()
+            await self.gate.wait()
+        await asyncio.sleep(0)
+        await self.barrier.wait()
+        return Completion(text="PRESSED. Going on.", finish_reason="stop")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _config(trials: int, concurrency: int) -> RunConfig:
+    return RunConfig(
+        models=[MODEL], conditions=["PC-NS-NF"], trials=trials, concurrency=concurrency
+    )
+
+
+def _recording(store: RunStore) -> list[int]:
+    """Patch ``store.append_many`` to record how many trials each commit holds."""
+    sizes: list[int] = []
+    real = store.append_many
+
+    def record(batch: list[Appended]) -> None:
+        sizes.append(len({item.trial_id for item in batch}))
+        real(batch)
+
+    store.append_many = record  # type: ignore[method-assign]
+    return sizes
+
+
+def _events(store: RunStore) -> list[tuple[str, int, str, dict[str, Any]]]:
+    return [(e.trial_id.split("|")[-1], e.seq, e.kind, e.payload) for e in store.events()]
+
+
+def test_replies_of_one_turn_share_a_commit_and_the_events_are_unchanged(tmp_path: Path) -> None:
+    config = _config(trials=8, concurrency=8)
+    protocol = load_protocol(config.protocol)
+    with RunStore.create(tmp_path / "grouped") as store:
+        sizes = _recording(store)
+        asyncio.run(Runner(store, protocol, config, {MODEL: _Paced(together=8)}).run())
+        grouped = _events(store)
+        assert {r.status for r in store.trials()} == {"done"}
+    # 8 trials x 12 decisions in flight together: their replies share commits.
+    assert max(sizes) == 8
+    assert len(sizes) < 8 * 12
+
+    # The same trials one at a time (one reply per turn): the same events, in order.
+    with RunStore.create(tmp_path / "single") as store:
+        sizes = _recording(store)
+        asyncio.run(Runner(store, protocol, _config(8, 1), {MODEL: _Paced()}).run())
+        assert max(sizes) == 1
+        assert len(sizes) >= 8 * 12
+        assert _events(store) == grouped
+
+
+def test_an_unfinished_trial_is_stored_while_it_waits_and_done_once_returned(
+    tmp_path: Path,
+) -> None:
+    config = _config(trials=1, concurrency=1)
+    protocol = load_protocol(config.protocol)
+
+    async def scenario(store: RunStore) -> None:
+        backend = _Paced(gate_after=3)
+        runner = Runner(store, protocol, config, {MODEL: backend})
+        task = asyncio.create_task(runner.run())
+        await backend.waiting.wait()  # the 4th request is in flight
+        await asyncio.sleep(0)  # one more turn: the commit scheduled by the 3rd reply
+        replies = [e for e in store.events(final_only=False) if e.kind == "reply"]
+        assert len(replies) == 3  # stored before the trial goes on
+        assert store.trials()[0].status == "running"
+        backend.gate.set()
+        await task
+        # Returned: finished and stored as such, nothing left pending.
+        assert store.trials()[0].status == "done"
+        assert sum(1 for e in store.events() if e.kind == "reply") == 12
+
+    with RunStore.create(tmp_path / "run") as store:
+        asyncio.run(scenario(store))
