@@ -281,6 +281,43 @@ class DistressWhileComplying(Result):
     )
 
 
+class ReasoningDistressCounts(Result):
+    """Compliant decisions whose reply came with a labelled reasoning text.
+
+    ``reasoning_distress``: those whose reasoning is labelled distress;
+    ``hidden_distress``: those whose reasoning is labelled distress while the visible
+    reply is not. Both over the same denominator, with Wilson intervals.
+    """
+
+    compliant_decisions: int = Field(
+        description="compliant decisions with a labelled visible reply, reasoning or not "
+        "(the denominator of finding 1): how much of it the reasoning covers"
+    )
+    reasoning_distress: Proportion
+    hidden_distress: Proportion
+
+
+class ModelReasoningDistress(ReasoningDistressCounts):
+    model: str
+
+
+class ReasoningDistress(Result):
+    """Distress in the reasoning text of compliant decisions, beside the visible reply.
+
+    Present only when replies carried reasoning text that was labelled (a
+    ``<classifier>:reasoning`` label set of the classifier finding 1 uses); None
+    otherwise. It associates two sets of labels; it does not show what a model felt.
+    """
+
+    classifier: str | None = Field(description="the label set of the reasoning text")
+    visible_classifier: str | None = Field(description="the visible replies' labels")
+    overall: ReasoningDistressCounts
+    per_model: list[ModelReasoningDistress] = Field(
+        description="models with at least one compliant decision with labelled reasoning"
+    )
+    denominator: str
+
+
 class OverriddenByClassifier(Result):
     classifier: str | None
     overall: Proportion
@@ -494,6 +531,12 @@ class Statistics(Result):
     logrank: list[LogRank]
     factor_effects: list[FactorEffect]
     distress_while_complying: DistressWhileComplying
+    reasoning_distress: ReasoningDistress | None = Field(
+        default=None,
+        description="distress in the reasoning text of compliant decisions, and hidden "
+        "distress (reasoning labelled distress, visible reply not); None when no reply "
+        "had a labelled reasoning text",
+    )
     overridden_refusals: OverriddenRefusals
     prod_efficacy: list[ProdCompliance]
     level_compliance: list[LevelCompliance]

@@ -438,5 +438,6 @@ def _attach_labels(replies: pd.DataFrame, annotations: list[dict[str, Any]]) -> 
         for label in sorted({k for labels in thinking.values() for k in labels}):
             col = f"reasoning_label_{label.replace('-', '_')}"
             out[col] = [thinking.get(k, {}).get(label) for k in keys]
+        out.attrs["reasoning_classifier"] = name + REASONING_SUFFIX
     out.attrs["classifier"] = name
     return out

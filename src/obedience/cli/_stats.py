@@ -221,6 +221,7 @@ def _print_blocks(s: Statistics) -> None:
         for r in by.per_model:
             t.add_row(f"… by refusal-intent label ({_txt(by.classifier)})", _txt(r.model), _prop(r))
     console.print(t)
+    _print_reasoning(s)
 
     t = _table(
         "Prod efficacy (decision right after prod i; 0 = no prod)",
@@ -266,6 +267,30 @@ def _print_blocks(s: Statistics) -> None:
         f"{tot.content_filter} content-filter trials of {tot.trials}; "
         f"{tot.transport_errors} transport faults; {tot.filtered_replies} filtered replies; "
         f"{tot.invalid_abort} invalid-aborts (counted as break-offs)."
+    )
+
+
+def _print_reasoning(s: Statistics) -> None:
+    """Distress in the reasoning text of compliant decisions; nothing without reasoning."""
+    r = s.reasoning_distress
+    if r is None:
+        return
+    t = _table(
+        f"Distress in the reasoning while complying ({_txt(r.classifier)})",
+        ["model", "compliant", "reasoning distress", "hidden distress"],
+    )
+    rows = [(m.model, m) for m in r.per_model] + [("all models", r.overall)]
+    for name, block in rows:
+        t.add_row(
+            _txt(name),
+            _txt(block.compliant_decisions),
+            _prop(block.reasoning_distress),
+            _prop(block.hidden_distress),
+        )
+    console.print(t)
+    console.print(
+        "Reasoning: of the compliant decisions whose reasoning text was labelled; hidden "
+        "distress: the reasoning is labelled distress, the visible reply is not."
     )
 
 

@@ -245,6 +245,52 @@ def _distress(rep: Report) -> dict[str, Any]:
     }
 
 
+def _reasoning(rep: Report, store: RunStore, models: list[str]) -> dict[str, Any] | None:
+    """statistics().reasoning_distress, with examples of hidden distress: the reasoning
+    labelled distress beside the visible reply that was not (None without reasoning)."""
+    rd = rep.stats.reasoning_distress
+    if rd is None:
+        return None
+    replies = rep.tables.replies
+    visible = label_column(replies, "distress")
+    if visible is None or "reasoning_label_distress" not in replies.columns:
+        return None
+    hidden = replies[
+        (replies["action"] == "comply")
+        & replies["final_for_decision"]
+        & (replies["reasoning_label_distress"] == True)  # noqa: E712
+        & (replies[visible] == False)  # noqa: E712
+    ]
+    candidates = hidden.groupby("model", sort=False).head(4 * EXAMPLES_PER_MODEL)
+    thoughts: dict[tuple[str, int], str] = {}
+    for trial_id in dict.fromkeys(candidates["trial_id"]):
+        wanted = set(candidates.loc[candidates["trial_id"] == trial_id, "seq"])
+        for ev in store.events(str(trial_id)):
+            value = ev.payload.get("reasoning")
+            if ev.kind == "reply" and ev.seq in wanted and isinstance(value, str):
+                thoughts[(str(trial_id), ev.seq)] = value
+    examples = _pick(
+        [
+            {
+                "model": r.model,
+                "condition": r.condition,
+                "level": rep.axis.name(int(r.level)),
+                "reasoning": _quote(thoughts[(r.trial_id, int(r.seq))]),
+                "text": _quote(str(r.text)),
+                "href": trial_href(r.trial_id, int(r.seq)),
+            }
+            for r in candidates.itertuples()
+            if (r.trial_id, int(r.seq)) in thoughts
+        ],
+        "reasoning",
+    )
+    return {
+        **rd.to_json(),
+        "per_model": _sorted_by_model([m.to_json() for m in rd.per_model], models),
+        "examples": examples,
+    }
+
+
 def _overridden(rep: Report) -> dict[str, Any]:
     """statistics().overridden_refusals per model, with example pairs of replies."""
     replies, decisions = rep.tables.replies, rep.tables.decisions
@@ -507,6 +553,7 @@ def _sections(rep: Report, store: RunStore) -> None:
     distress = _distress(rep)
     distress["rates"] = _sorted_by_model(distress["rates"], models)
     rep.sections["distress"] = distress
+    rep.sections["reasoning"] = _reasoning(rep, store, models)
     rep.sections["forced"] = _forced(rep, factor_rows)
     overridden = _overridden(rep)
     overridden["per_model"] = _sorted_by_model(overridden["per_model"], models)
