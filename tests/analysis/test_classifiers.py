@@ -657,7 +657,7 @@ def test_cli_classify_to_stdout_keeps_input_fields(tmp_path: Path) -> None:
     assert {r["classifier"] for r in rows} == {RULES.name}
     linear = runner.invoke(app, ["classify", str(src), "--classifier", "linear"])
     assert {json.loads(x)["classifier"] for x in linear.stdout.splitlines()} == {
-        "linear-v1+rules-v3"
+        "linear-v2+rules-v3"
     }
     assert rows[1]["labels"]["refusal-intent"] is True
     assert rows[1]["context"] == "Experimenter: press 9."
@@ -779,10 +779,67 @@ def test_linear_model_is_deterministic_and_keeps_the_rules_other_labels() -> Non
             assert verdict.labels[label] == rules.labels[label], label
     assert verdict.labels["distress"] and verdict.reasons["distress"].startswith("model p=")
     # Refitting on the same data gives the shipped weights (to the stored rounding).
-    refit = fit_examples(training_corpus(), penalty=model.model.penalty)
-    shipped = model.model.weights
+    shipped_model = model.model
+    refit = fit_examples(
+        training_corpus(),
+        penalty=shipped_model.penalty,
+        hand_weight=shipped_model.hand_weight,
+        normalise=shipped_model.normalise,
+    )
+    shipped = shipped_model.weights
     assert set(refit.weights) >= set(shipped)
     assert all(abs(refit.weights[k] - v) < 1e-4 for k, v in shipped.items())
+
+
+def test_trainer_output_is_deterministic_and_matches_the_shipped_file() -> None:
+    """Two fits in a row give the same bytes, and those are the packaged file's bytes."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "train_distress_model.py"
+    spec = importlib.util.spec_from_file_location("train_distress_model", path)
+    assert spec is not None and spec.loader is not None
+    trainer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(trainer)
+    first, second = trainer.build(), trainer.build()
+    assert first == second
+    assert trainer.OUT.read_text(encoding="utf-8") == first
+    data = json.loads(first)
+    # The record names every labelled file it was fitted on, with its hash.
+    for name in trainer.TRAINING_FILES:
+        assert f"{name} sha256:" in data["trained_on"], name
+    assert data["version"] == "2" and data["items"] == 320 + 220 + len(load_eval_set())
+
+
+def test_linear_model_learns_from_the_single_coded_replies_but_cross_fits_census_folds() -> None:
+    from obedience.analysis.classifiers import LinearClassifier, assign_folds
+    from obedience.analysis.classifiers._evaluate import load_single_coded_set
+    from obedience.analysis.classifiers._linear import cross_fit, fit_examples, text_hash
+
+    single = load_single_coded_set()
+    census = load_census_set()
+    shipped = LinearClassifier()
+    assert len(single) == 220 and all(shipped.seen(ex.text) for ex in (*single, *census))
+    assert not {text_hash(ex.text) for ex in single} & {text_hash(ex.text) for ex in census}
+    fold_of = assign_folds(census)
+    held = [ex for ex in census if fold_of[ex.id] == 2]
+    train = [ex for ex in census if fold_of[ex.id] != 2]
+    refit = cross_fit(train, held)
+    assert not any(refit.seen(ex.text) for ex in held)
+    assert all(refit.seen(ex.text) for ex in (*train, *single))
+    assert refit.model.normalise == shipped.model.normalise
+    assert refit.model.hand_weight == shipped.model.hand_weight == 0.25
+
+    # A hand-written reply weighs hand_weight in the loss: fitted among real replies of
+    # the other class, it pulls its own prediction less the lower its weight.
+    hand = next(ex for ex in load_eval_set() if ex.labels.get("distress"))
+    calm = [ex for ex in census if not ex.labels["distress"]][:30]
+    p = {
+        w: LinearClassifier(
+            fit_examples([hand, *calm], penalty=0.125, hand_weight=w, normalise=True)
+        ).probability(hand.text)
+        for w in (1.0, 0.25)
+    }
+    assert p[1.0] > p[0.25] + 0.01
 
 
 def test_linear_model_infers_nothing_from_garbage_and_is_bounded() -> None:

@@ -72,7 +72,7 @@ def test_stats_block_gets_corrected_rates_for_the_shipped_classifier() -> None:
 
     sealed = sum(1 for fold in assign_folds(load_census_set()).values() if fold == 0)
     assert accuracy.tp + accuracy.fp + accuracy.fn + accuracy.tn == sealed == 66
-    linear = measured_accuracy("linear-v1+rules-v3")
+    linear = measured_accuracy("linear-v2+rules-v3")
     assert linear is not None and "cross-fitted" in linear.source
     assert linear.tp + linear.fp + linear.fn + linear.tn == 320
     block = {

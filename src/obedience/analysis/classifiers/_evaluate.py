@@ -14,6 +14,8 @@ EVAL_SET_NAME = "classifier_eval.jsonl"
 CENSUS_SET_NAME = "census_replies_labelled.jsonl"
 """320 real replies from the census of Hidayet Aksu (hidayetaksu/llm-milgram, CC BY 4.0),
 double-coded by this project (see data/README.md)."""
+SINGLE_CODED_SET_NAME = "census_replies_single_coded.jsonl"
+"""220 more real census replies (not among the 320), distress only, one coder (data/README.md)."""
 
 
 class LabelMetrics(TypedDict):
@@ -71,6 +73,11 @@ def read_eval_text(name: str = EVAL_SET_NAME) -> str:
 def load_census_set() -> list[EvalExample]:
     """The packaged real replies (refusal-intent and distress labels only)."""
     return parse_examples(read_eval_text(CENSUS_SET_NAME).splitlines())
+
+
+def load_single_coded_set() -> list[EvalExample]:
+    """The 220 single-coded real replies (distress labels only)."""
+    return parse_examples(read_eval_text(SINGLE_CODED_SET_NAME).splitlines())
 
 
 def parse_examples(lines: Iterable[str]) -> list[EvalExample]:

@@ -6,14 +6,16 @@ distress; the learner's pain cited as the reason to stop is). A linear model ove
 the rules' own findings plus the reply's words learns those weights from real,
 double-coded replies instead of from hand-tuning.
 
-Features (all binary): the rule verdicts (refusal, distress, frame-break), each
-distress cue that fired, the reply's lower-case words and word pairs, and every
-word again prefixed by the rule's refusal verdict (so a word may weigh
-differently in a refusal and in a compliance). The model is trained with L2
-penalty by L-BFGS from a zero start, so training is deterministic; the fitted
-weights ship as ``data/linear_distress.json`` (vocabulary, weights, bias,
-version and a hash of the labelled file it was fitted on). Prediction is a dot
-product over a dict: tens of thousands of replies a second.
+Features: the rule verdicts (refusal, distress, frame-break) and each distress cue
+that fired (weight 1), the reply's lower-case words and word pairs, and every word
+again prefixed by the rule's refusal verdict (so a word may weigh differently in a
+refusal and in a compliance); since v2 the word features of a reply are scaled to
+unit length together. The model is trained with L2 penalty by L-BFGS from a zero
+start, so training is deterministic. v2 learns from all 540 real census replies (the
+320 double-coded and 220 single-coded) and, at a quarter of the weight, the 684
+hand-written ones. The fitted weights ship as ``data/linear_distress.json``
+(weights, bias, settings, version, a hash of every labelled file it was fitted on
+and of every training reply). Prediction is a dot product over a dict.
 
 Every label other than distress is the rule classifier's; the distress reason
 names the rule's evidence and the words that pushed the score most.
@@ -26,7 +28,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -44,10 +46,18 @@ from obedience.analysis.classifiers._types import (
     classify_many,
 )
 
-LINEAR_VERSION: Final = "1"
+LINEAR_VERSION: Final = "2"
 MODEL_FILE: Final = "linear_distress.json"
-DEFAULT_PENALTY: Final = 1.0
-"""L2 penalty (on the sum of squared weights); chosen by cross-validation on folds 1-4."""
+DEFAULT_PENALTY: Final = 0.125
+"""L2 penalty (on the sum of squared weights)."""
+HAND_WEIGHT: Final = 0.25
+"""Weight in the loss of a hand-written reply; a real census reply weighs 1."""
+NORMALISE: Final = True
+"""Word features of a reply scaled to unit length (a long reply's words do not outvote the rules).
+
+All three chosen by ``tools/select_distress_model.py``: cross-validation on census folds
+1-4 and on the 220 single-coded replies, the sealed fold 0 never fitted on or scored.
+"""
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _MAX_CHARS = 6000
@@ -58,8 +68,8 @@ def features(
 ) -> dict[str, float]:
     """The features of one reply (``verdict``: the rules' verdict, if at hand).
 
-    All features weigh 1 (``normalise`` scales the word features of a reply to unit
-    length instead; cross-validation on folds 1-4 preferred plain binary features).
+    Rule and cue features weigh 1; so do the word features, unless ``normalise``
+    scales them to unit length per reply (what linear-v2 does; v1 did not).
     """
     rules = verdict if verdict is not None else _RULES.classify(text)
     reply = parse_reply_text(text[:_MAX_CHARS])
@@ -107,6 +117,10 @@ class LinearModel:
     """``text_hash`` of every training reply, to refuse in-sample evaluation."""
     validation: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     """Held-out confusion counts per label on the real census set (cross-fitted)."""
+    hand_weight: float = 1.0
+    """Loss weight of a hand-written training reply (real replies weigh 1)."""
+    normalise: bool = False
+    """Whether the word features are scaled to unit length (see ``features``)."""
 
     def score(self, feats: Mapping[str, float]) -> float:
         return self.bias + sum(self.weights.get(f, 0.0) * v for f, v in feats.items())
@@ -120,6 +134,8 @@ class LinearModel:
             "version": LINEAR_VERSION,
             "rules_version": RULES_VERSION,
             "penalty": self.penalty,
+            "hand_weight": self.hand_weight,
+            "normalise": self.normalise,
             "trained_on": self.trained_on,
             "items": self.items,
             "training_texts": sorted(self.training_texts),
@@ -141,6 +157,8 @@ class LinearModel:
                 str(k): {str(n): int(c) for n, c in v.items()}
                 for k, v in data.get("validation", {}).items()
             },
+            hand_weight=float(data.get("hand_weight", 1.0)),
+            normalise=bool(data.get("normalise", False)),
         )
 
 
@@ -152,11 +170,15 @@ def fit(
     min_count: int = 2,
     texts: Iterable[str] = (),
     sample_weights: Sequence[float] | None = None,
+    hand_weight: float = 1.0,
+    normalise: bool = False,
 ) -> LinearModel:
     """Fit L2 logistic regression to ``(features, label)`` rows; deterministic.
 
     Features seen in fewer than ``min_count`` rows are dropped (a word seen once
-    is noise at this size). Needs numpy and scipy (both core dependencies).
+    is noise at this size). ``sample_weights`` weigh each row's loss; ``hand_weight``
+    and ``normalise`` are only recorded in the model (how its rows were made).
+    Needs numpy and scipy (both core dependencies).
     """
     import numpy as np
     from scipy.optimize import minimize
@@ -202,46 +224,98 @@ def fit(
         trained_on=trained_on,
         items=len(rows),
         training_texts=frozenset(text_hash(t) for t in texts),
+        hand_weight=hand_weight,
+        normalise=normalise,
     )
 
 
-@lru_cache(maxsize=4096)
-def _cached_features(text: str) -> dict[str, float]:
+@lru_cache(maxsize=8192)
+def _cached_features(text: str, normalise: bool) -> dict[str, float]:
     # Refitting per fold re-reads the same replies; callers only read the dict.
-    return features(text)
+    return features(text, normalise=normalise)
+
+
+@lru_cache(maxsize=1)
+def _hand_written() -> frozenset[str]:
+    from obedience.analysis.classifiers._evaluate import load_eval_set
+
+    return frozenset(text_hash(ex.text) for ex in load_eval_set())
 
 
 def fit_examples(
-    examples: Sequence[EvalExample], *, penalty: float = DEFAULT_PENALTY, trained_on: str = ""
+    examples: Sequence[EvalExample],
+    *,
+    penalty: float = DEFAULT_PENALTY,
+    trained_on: str = "",
+    hand_weight: float = HAND_WEIGHT,
+    normalise: bool = NORMALISE,
 ) -> LinearModel:
-    """Fit the distress model to labelled examples (those that carry a distress label)."""
+    """Fit the distress model to labelled examples (those that carry a distress label).
+
+    A reply of the packaged hand-written set weighs ``hand_weight`` in the loss, any
+    other (real) reply 1.
+    """
     usable = [ex for ex in examples if DISTRESS in ex.labels]
-    rows = [(_cached_features(ex.text), ex.labels[DISTRESS]) for ex in usable]
-    return fit(rows, penalty=penalty, trained_on=trained_on, texts=[ex.text for ex in usable])
+    rows = [(_cached_features(ex.text, normalise), ex.labels[DISTRESS]) for ex in usable]
+    hand = _hand_written()
+    weights = [hand_weight if text_hash(ex.text) in hand else 1.0 for ex in usable]
+    return fit(
+        rows,
+        penalty=penalty,
+        trained_on=trained_on,
+        texts=[ex.text for ex in usable],
+        sample_weights=weights,
+        hand_weight=hand_weight,
+        normalise=normalise,
+    )
 
 
 def training_corpus() -> list[EvalExample]:
-    """What the shipped model is fitted on: the real census set and the hand-written set.
+    """What the shipped model is fitted on: all real replies and the hand-written set.
 
-    The hand-written set teaches the model the project's own reply formats (a first
-    word PRESSED/REFUSE, short comments), which the census's ACTION-line replies lack.
+    The 320 double-coded census replies, the 220 single-coded ones (none of them among
+    the 320), and the hand-written set, which teaches the model the project's own reply
+    formats (a first word PRESSED/REFUSE, short comments) that the census lacks.
     """
-    from obedience.analysis.classifiers._evaluate import load_census_set, load_eval_set
+    from obedience.analysis.classifiers._evaluate import (
+        load_census_set,
+        load_eval_set,
+        load_single_coded_set,
+    )
 
-    return [*load_census_set(), *load_eval_set()]
+    return [*load_census_set(), *load_single_coded_set(), *load_eval_set()]
+
+
+def cross_fitter(
+    settings: LinearModel,
+) -> Callable[[Sequence[EvalExample], Sequence[EvalExample]], LinearClassifier]:
+    """A ``_measure.CrossFit`` refitting with ``settings``' penalty, weighting and scaling.
+
+    It fits on the training corpus minus every held-out reply (by text), plus the
+    caller's training examples, so no held-out reply is ever seen in fitting. Scoring
+    the census set, each fold is held out in turn; the single-coded and hand-written
+    replies are never among the 320 and so always stay in.
+    """
+
+    def refit(train: Sequence[EvalExample], held: Sequence[EvalExample]) -> LinearClassifier:
+        banned = {text_hash(ex.text) for ex in held}
+        pool = {text_hash(ex.text): ex for ex in (*training_corpus(), *train)}
+        kept = [ex for h, ex in sorted(pool.items()) if h not in banned]
+        model = fit_examples(
+            kept,
+            penalty=settings.penalty,
+            trained_on="cross-fit",
+            hand_weight=settings.hand_weight,
+            normalise=settings.normalise,
+        )
+        return LinearClassifier(model)
+
+    return refit
 
 
 def cross_fit(train: Sequence[EvalExample], held: Sequence[EvalExample]) -> LinearClassifier:
-    """A ``_measure.CrossFit``: the model refitted without the held-out replies.
-
-    Fitted on the training corpus minus every ``held`` reply (by text), plus the
-    caller's ``train`` examples, so no held-out reply is ever seen in fitting.
-    """
-    banned = {text_hash(ex.text) for ex in held}
-    pool = {text_hash(ex.text): ex for ex in (*training_corpus(), *train)}
-    kept = [ex for h, ex in sorted(pool.items()) if h not in banned]
-    model = fit_examples(kept, penalty=load_model().penalty, trained_on="cross-fit")
-    return LinearClassifier(model)
+    """A ``_measure.CrossFit`` with the shipped model's settings (see ``cross_fitter``)."""
+    return cross_fitter(load_model())(train, held)
 
 
 def load_model() -> LinearModel:
@@ -270,7 +344,7 @@ class LinearClassifier:
         self.name: str = f"linear-v{LINEAR_VERSION}+rules-v{RULES_VERSION}"
 
     def probability(self, text: str) -> float:
-        return self.model.probability(features(text))
+        return self.model.probability(features(text, normalise=self.model.normalise))
 
     def seen(self, text: str) -> bool:
         """Whether ``text`` was one of the model's training replies."""
@@ -288,7 +362,7 @@ class LinearClassifier:
         verdict = self.rules.classify(text, context)
         if not verdict.labels["coherence"]:
             return verdict  # like the rules, infer nothing from empty or garbage output
-        feats = features(text, verdict)
+        feats = features(text, verdict, normalise=self.model.normalise)
         p = self.model.probability(feats)
         labels = dict(verdict.labels)
         reasons = dict(verdict.reasons)
