@@ -2,7 +2,9 @@
 
 A loopback server (tests/helpers/fake_openai.py) answers every chat completion after
 exactly LATENCY seconds. It runs in ``--servers`` processes sharing one port
-(SO_REUSEPORT), apart from the runner, so it does not share the runner's GIL. With
+(SO_REUSEPORT), apart from the runner, so it does not share the runner's GIL, and lean
+(``--lean``: one prepared answer, request bodies not parsed), so it takes little of the
+CPU the runner shares with it. With
 CONCURRENCY trials in flight the ideal rate is CONCURRENCY / LATENCY decisions per
 second; achieved / ideal is what is left after the runner, the engine, the store commit
 and the HTTP client take their share. Each cell runs in a fresh child process (imports
@@ -84,7 +86,7 @@ def start_servers(cell: Cell, processes: int) -> tuple[list[subprocess.Popen[str
     def spawn(port: int) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, str(SERVER), "--latency", str(cell.latency), "--subject",
-             cell.subject, "--port", str(port), "--reuse-port"],
+             cell.subject, "--port", str(port), "--reuse-port", "--lean"],
             stdout=subprocess.PIPE,
             text=True,
         )  # fmt: skip

@@ -105,6 +105,7 @@ class FakeOpenAI:
         respond: Callable[[Body], Body] | None = None,
         retry_after: str | None = None,
         reuse_port: bool = False,
+        lean: bool = False,
     ) -> None:
         self.latency = latency
         self.api_key = api_key  # when set, other keys get a 401
@@ -123,6 +124,14 @@ class FakeOpenAI:
         self.headers: list[dict[str, str]] = []
         self.keep_bodies = False
         self.retry_after = retry_after
+        # Lean (benchmarks): every chat request gets the same prepared answer, without the
+        # body being parsed, so the server spends little of a shared machine's CPU.
+        self._lean_answer: bytes | None = None
+        if lean:
+            if self.subject not in (obedient, defiant) or faults or fault_for or respond:
+                raise ValueError("lean serves a fixed answer: obedient or defiant, no faults")
+            answer = completion_body(self.models[0], self.subject({}))
+            self._lean_answer = json.dumps(answer).encode()
         self._sock = socket.create_server(("127.0.0.1", port), backlog=4096, reuse_port=reuse_port)
         self._port = int(self._sock.getsockname()[1])
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -234,6 +243,12 @@ class FakeOpenAI:
                 self.model_requests += 1
             data = [{"id": m, "object": "model", "owned_by": "fake"} for m in self.models]
             return await _send(writer, 200, {"object": "list", "data": data})
+        if self._lean_answer is not None and method == "POST" and path.endswith("/chat/completions"):
+            with self.lock:
+                self.chat_requests += 1
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
+            return await _send(writer, 200, self._lean_answer)
         if method != "POST" or not path.endswith("/chat/completions"):
             return await _send(writer, 404, {"error": {"message": f"no route {method} {path}"}})
         try:
@@ -362,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subject", choices=sorted(SUBJECTS), default="obedient")
     parser.add_argument("--model", action="append", default=None)
     parser.add_argument("--reuse-port", action="store_true", help="share the port (SO_REUSEPORT)")
+    parser.add_argument("--lean", action="store_true", help="a fixed answer, bodies not parsed")
     args = parser.parse_args(argv)
     server = FakeOpenAI(
         latency=args.latency,
@@ -369,6 +385,7 @@ def main(argv: list[str] | None = None) -> None:
         models=tuple(args.model or ["fake-model"]),
         port=args.port,
         reuse_port=args.reuse_port,
+        lean=args.lean,
     )
     print(f"PORT {server.port}", flush=True)
 

@@ -21,13 +21,15 @@ trials in flight are left unfinished, and ``resume`` completes them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import hashlib
 import json
 import platform
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -418,6 +420,28 @@ class _Governor:
         return (prompt * prices.prompt + produced * prices.completion) / 1e6
 
 
+# The youngest generation's threshold while a run is on (CPython's default is 700).
+RUN_GC_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Collect cyclic garbage less often while the run is on; the old thresholds after.
+
+    Thousands of trials in flight keep millions of small objects alive (every trial's
+    transcript). With the default thresholds the collector walks all of them again and
+    again: at 10,000 trials in flight it took half of the run's time (29 full collections
+    of up to 1.5 s each, measured). The run makes little cyclic garbage, so collecting
+    about 70 times less often costs a little memory and saves that time.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(max(old[0], RUN_GC_THRESHOLD), max(old[1], 50), *old[2:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 class _GroupCommit:
     """Commits the events of every reply handled in one turn of the event loop together.
 
@@ -500,17 +524,19 @@ class Runner:
         return replicas[endpoint_index(row.trial_id, len(replicas))]
 
     async def run(self) -> None:
-        # llama.cpp's log lines (held since the models were loaded) go to RUN_DIR/llama.log,
-        # in a run with an in-process model only: a run of remote or scripted models gets
-        # no llama.log, even when this process loaded a model for something else.
-        if not any(b.capabilities.in_process for r in self.replicas.values() for b in r):
-            await self._run()
-            return
-        attach_llama_log(self.store.run_dir)
-        try:
-            await self._run()
-        finally:
-            detach_llama_log()
+        with _fewer_collections():
+            # llama.cpp's log lines (held since the models were loaded) go to
+            # RUN_DIR/llama.log, in a run with an in-process model only: a run of remote or
+            # scripted models gets no llama.log, even when this process loaded a model for
+            # something else.
+            if not any(b.capabilities.in_process for r in self.replicas.values() for b in r):
+                await self._run()
+                return
+            attach_llama_log(self.store.run_dir)
+            try:
+                await self._run()
+            finally:
+                detach_llama_log()
 
     async def _run(self) -> None:
         self.store.plan_trials(plan_rows(self.protocol, self.config))
