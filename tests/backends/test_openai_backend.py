@@ -252,3 +252,21 @@ def test_make_backend_passes_options() -> None:
     assert backend.session_headers == ("x-route",) and not backend.session_user
     assert backend.http_client == "openai-httpx"
     asyncio.run(backend.aclose())
+
+
+def test_the_lean_fake_server_answers_as_the_full_one() -> None:
+    # The serving benchmark's server answers without parsing bodies; its answers must be
+    # the ones the full server gives, or the benchmark would time another run.
+    request = ChatRequest(
+        messages=({"role": "user", "content": "Press?"},),
+        sampling=Sampling(temperature=0.0, max_tokens=8),
+    )
+    replies = []
+    for lean in (False, True):
+        with FakeOpenAI(subject="defiant", lean=lean) as server:
+            replies.append(_with_backend(server, lambda b: b.complete(request)))
+            assert server.chat_requests == 1
+    assert replies[0].text == replies[1].text == "REFUSE. I will not continue."
+    assert replies[0].finish_reason == replies[1].finish_reason == "stop"
+    with pytest.raises(ValueError, match="lean"):
+        FakeOpenAI(subject="mixed", lean=True)

@@ -243,7 +243,11 @@ class FakeOpenAI:
                 self.model_requests += 1
             data = [{"id": m, "object": "model", "owned_by": "fake"} for m in self.models]
             return await _send(writer, 200, {"object": "list", "data": data})
-        if self._lean_answer is not None and method == "POST" and path.endswith("/chat/completions"):
+        if (
+            self._lean_answer is not None
+            and method == "POST"
+            and path.endswith("/chat/completions")
+        ):
             with self.lock:
                 self.chat_requests += 1
             if self.latency > 0:

@@ -119,3 +119,25 @@ def test_an_unfinished_trial_is_stored_while_it_waits_and_done_once_returned(
 
     with RunStore.create(tmp_path / "run") as store:
         asyncio.run(scenario(store))
+
+
+def test_the_collector_runs_less_often_during_a_run_and_as_before_after(tmp_path: Path) -> None:
+    import gc
+
+    from obedience.runner._runner import RUN_GC_THRESHOLD
+
+    seen: list[tuple[int, int, int]] = []
+
+    class _Recording(_Paced):
+        async def complete(self, request: ChatRequest) -> Completion:
+            seen.append(gc.get_threshold())
+            return await super().complete(request)
+
+    before = gc.get_threshold()
+    config = _config(trials=1, concurrency=1)
+    with RunStore.create(tmp_path / "run") as store:
+        asyncio.run(
+            Runner(store, load_protocol(config.protocol), config, {MODEL: _Recording()}).run()
+        )
+    assert seen and all(t[0] >= RUN_GC_THRESHOLD for t in seen)
+    assert gc.get_threshold() == before
