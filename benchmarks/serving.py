@@ -25,11 +25,15 @@ request it served. ``--compare`` also runs the 32 and 256 cells with the openai 
 transports (``openai-aiohttp``: the SDK's ``DefaultAioHttpClient``; ``openai-httpx``: its
 default httpx pool), side by side with the backend's direct aiohttp session.
 
+Each cell runs with one runner process and with ``workers`` processes (``--workers``,
+default ``1,<cores>``; the run's ``workers`` setting), side by side.
+
 Usage: python benchmarks/serving.py [--quick] [--compare] [--cells c32_100ms,...]
-       [--servers N] [--profile CELL]
+       [--servers N] [--profile CELL] [--workers 1,2]
 The machine is often shared: the numbers move with its load; compare cells of one run.
-Last line of output: {"c32_100ms": r, "c256_500ms": r, "c1024_2s": r, "c10000_5s": r,
-"rss_mb_at_10000": mb} (targets 0.95, 0.95, 0.9, 0.85 and 2,048 MB).
+Last line of output, for the first ``--workers`` value (1 by default): {"c32_100ms": r,
+"c256_500ms": r, "c1024_2s": r, "c10000_5s": r, "rss_mb_at_10000": mb} (targets 0.95,
+0.95, 0.9, 0.85 and 2,048 MB).
 """
 
 from __future__ import annotations
@@ -123,7 +127,9 @@ def stop_servers(procs: list[subprocess.Popen[str]]) -> tuple[int, float]:
 # ----------------------------------------------------------------------------- child
 
 
-async def run_once(base_url: str, trials: int, concurrency: int, client: str, out: Path) -> Any:
+async def run_once(
+    base_url: str, trials: int, concurrency: int, client: str, out: Path, workers: int = 1
+) -> Any:
     import obedience
     from obedience import RunConfig
     from obedience.backends import BackendOptions, make_backend
@@ -136,11 +142,18 @@ async def run_once(base_url: str, trials: int, concurrency: int, client: str, ou
         concurrency=concurrency,
         base_url=base_url,
         timeout=120,
+        workers=workers,
     )
-    backend = make_backend(spec, BackendOptions(base_url=base_url, http_client=client))
     seen: list[Any] = []
+    # No labels or report: the benchmark times preflight, store and the trials.
+    if workers > 1:  # each worker makes its own backend (the default aiohttp client)
+        await obedience.run_async(
+            config, out, label=False, report=False,
+            progress=lambda p: seen.append(p) if not seen else None,
+        )  # fmt: skip
+        return seen[0]
+    backend = make_backend(spec, BackendOptions(base_url=base_url, http_client=client))
     try:
-        # No labels or report: the benchmark times preflight, store and the trials.
         await obedience.run_async(
             config, out, backends={spec: backend}, label=False, report=False,
             progress=lambda p: seen.append(p) if not seen else None,
@@ -155,26 +168,36 @@ def child(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         # Warm-up: imports, the first connections, first-request costs.
+        # With workers, the warm-up also starts the fork server they are forked from (its
+        # imports are not timed); the workers themselves are new processes in each run.
         asyncio.run(
-            run_once(args.base_url, min(cell.concurrency, 32), 32, args.client, Path(tmp) / "w")
-        )
+            run_once(
+                args.base_url, min(cell.concurrency, 32), 32, args.client, Path(tmp) / "w",
+                args.workers,
+            )
+        )  # fmt: skip
         profiler = cProfile.Profile(time.process_time) if args.profile else None
         cpu0 = time.process_time()
         started = time.perf_counter()
         if profiler:
             profiler.enable()
         progress = asyncio.run(
-            run_once(args.base_url, cell.trials, cell.concurrency, args.client, Path(tmp) / "r")
-        )
+            run_once(
+                args.base_url, cell.trials, cell.concurrency, args.client, Path(tmp) / "r",
+                args.workers,
+            )
+        )  # fmt: skip
         if profiler:
             profiler.disable()
         elapsed = time.perf_counter() - started
         cpu = time.process_time() - cpu0
+        cpu += progress.worker_cpu_s  # the workers' own CPU, as they reported it
     if profiler:
         stats = pstats.Stats(profiler, stream=sys.stderr)
         stats.sort_stats("tottime").print_stats(30)
         stats.sort_stats("cumulative").print_stats(30)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb += progress.worker_peak_rss_mb  # the sum of the workers' peaks (an upper bound)
     print(json.dumps({"decisions": progress.decisions, "errors": progress.errors,
                       "elapsed": elapsed, "cpu": cpu, "rss_mb": rss_mb}))  # fmt: skip
 
@@ -182,11 +205,13 @@ def child(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------- parent
 
 
-def measure(name: str, cell: Cell, args: argparse.Namespace, client: str) -> dict[str, Any]:
+def measure(
+    name: str, cell: Cell, args: argparse.Namespace, client: str, workers: int
+) -> dict[str, Any]:
     procs, base_url = start_servers(cell, args.servers)
     try:
         cmd = [sys.executable, __file__, "--child", name, "--base-url", base_url,
-               "--client", client]  # fmt: skip
+               "--client", client, "--workers", str(workers)]  # fmt: skip
         if args.quick:
             cmd.append("--quick")
         if args.profile == name:
@@ -212,16 +237,26 @@ def measure(name: str, cell: Cell, args: argparse.Namespace, client: str) -> dic
     return result
 
 
-def describe(name: str, cell: Cell, client: str, r: dict[str, Any], servers: int) -> str:
+def describe(
+    name: str, cell: Cell, client: str, r: dict[str, Any], servers: int, workers: int
+) -> str:
     ceiling = servers * 1e6 / r["server_us"] if r["server_us"] else float("inf")
     return (
-        f"{name:<11} {client:<14} {cell.trials:>6} trials x {DECISIONS[cell.subject]:>2} "
-        f"decisions, {cell.concurrency:>5} in flight at {cell.latency * 1000:>4.0f} ms: "
+        f"{name:<11} {client:<14} workers {workers}: {cell.trials:>6} trials x "
+        f"{DECISIONS[cell.subject]:>2} decisions, {cell.concurrency:>5} in flight at "
+        f"{cell.latency * 1000:>4.0f} ms: "
         f"{r['rate']:7.1f}/s of ideal {r['ideal']:6.0f}/s = {r['ratio']:.3f}; "
         f"runner {r['runner_us']:4.0f} us CPU/decision, peak RSS {r['rss_mb']:6.0f} MB; "
         f"server {r['server_us']:4.0f} us CPU/request (ceiling ~{ceiling:,.0f}/s on "
         f"{servers} free cores); errors {r['errors']}"
     )
+
+
+def verdict(results: dict[str, float | None], rss: float | None) -> str:
+    missed = [n for n, t in TARGETS.items() if results[n] is not None and results[n] < t]
+    if rss is not None and rss > RSS_TARGET_MB:
+        missed.append("rss_mb_at_10000")
+    return "met" if not missed else "MISSED " + ", ".join(missed)
 
 
 def main() -> None:
@@ -231,11 +266,17 @@ def main() -> None:
     parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cell names")
     parser.add_argument("--servers", type=int, default=2, help="fake server processes")
     parser.add_argument("--profile", default=None, help="print a cProfile of this cell")
+    parser.add_argument(
+        "--workers",
+        default=None,
+        help="runner processes, comma-separated to compare (default: 1 and every core)",
+    )
     parser.add_argument("--client", default="aiohttp", help=argparse.SUPPRESS)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        args.workers = int(args.workers or 1)
         child(args)
         return
     table = QUICK if args.quick else CELLS
@@ -243,29 +284,35 @@ def main() -> None:
     unknown = [n for n in names if n not in table]
     if unknown:
         raise SystemExit(f"unknown cell {unknown[0]!r}; cells: {', '.join(table)}")
-    print(f"{os.cpu_count()} cores; fake server in {args.servers} processes; "
+    cores = os.cpu_count() or 1
+    worker_counts = [int(w) for w in (args.workers or f"1,{cores}").split(",")]
+    worker_counts = list(dict.fromkeys(worker_counts))
+    print(f"{cores} cores; fake server in {args.servers} processes; "
           f"load average {os.getloadavg()[0]:.1f} at the start")  # fmt: skip
-    results: dict[str, float | None] = dict.fromkeys(TARGETS)
-    rss_at_10000: float | None = None
+    by_workers: dict[int, tuple[dict[str, float | None], float | None]] = {}
     for name in names:
         cell = table[name]
-        clients = ["aiohttp"]
-        if args.compare and cell.concurrency <= 256:
-            clients += ["openai-aiohttp", "openai-httpx"]
-        for client in clients:
-            r = measure(name, cell, args, client)
-            print(describe(name, cell, client, r, args.servers), flush=True)
-            if client == "aiohttp":
-                results[name] = round(r["ratio"], 4)
-                if name == "c10000_5s":
-                    rss_at_10000 = round(r["rss_mb"], 1)
+        for workers in worker_counts:
+            clients = ["aiohttp"]
+            if args.compare and cell.concurrency <= 256 and workers == 1:
+                clients += ["openai-aiohttp", "openai-httpx"]
+            results, rss = by_workers.setdefault(workers, (dict.fromkeys(TARGETS), None))
+            for client in clients:
+                r = measure(name, cell, args, client, workers)
+                print(describe(name, cell, client, r, args.servers, workers), flush=True)
+                if client == "aiohttp":
+                    results[name] = round(r["ratio"], 4)
+                    if name == "c10000_5s":
+                        rss = round(r["rss_mb"], 1)
+            by_workers[workers] = (results, rss)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    missed = [n for n, t in TARGETS.items() if results[n] is not None and results[n] < t]
-    if rss_at_10000 is not None and rss_at_10000 > RSS_TARGET_MB:
-        missed.append("rss_mb_at_10000")
-    print(f"targets {TARGETS}, RSS <= {RSS_TARGET_MB} MB: "
-          f"{'met' if not missed else 'MISSED ' + ', '.join(missed)}")  # fmt: skip
-    print(json.dumps({**results, "rss_mb_at_10000": rss_at_10000}))
+    for workers, (results, rss) in by_workers.items():
+        line = json.dumps({**results, "rss_mb_at_10000": rss})
+        print(f"workers {workers}: targets {TARGETS}, RSS <= {RSS_TARGET_MB} MB: "
+              f"{verdict(results, rss)}; {line}")  # fmt: skip
+    # The last line: the first runner measured (one process, the default, by default).
+    results, rss = by_workers[worker_counts[0]]
+    print(json.dumps({**results, "rss_mb_at_10000": rss}))
 
 
 if __name__ == "__main__":

@@ -39,10 +39,12 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from obedience.protocols import Protocol, ProtocolError, load_protocol
 from obedience.runner import (
+    EMBEDDED_MODELS,
     ConfigError,
     Projection,
     RunConfig,
     RunStopped,
+    WorkerError,
     conditions_for,
     validate_config,
 )
@@ -74,6 +76,7 @@ def errors() -> tuple[type[Exception], ...]:
     return (
         ConfigError,
         RunStopped,
+        WorkerError,
         ProtocolError,
         StoreError,
         BackendError,
@@ -307,8 +310,10 @@ async def _execute(
     on_start: Callable[[Path], None] | None,
 ) -> None:
     """Preflight first, so a bad server or model leaves no half-made run directory."""
-    from obedience.runner import Runner, build_manifest, preflight
+    from obedience.runner import Runner, build_manifest, preflight, run_workers
 
+    if config.workers > 1:
+        _check_workers(config, backends)
     owned = backends is None
     live = make_backends(config) if backends is None else backends
     try:
@@ -327,10 +332,29 @@ async def _execute(
         with store:
             if on_start is not None:
                 on_start(run_dir)
-            await Runner(store, protocol, config, live, RunProgress(on_change=progress)).run()
+            counters = RunProgress(on_change=progress)
+            if config.workers > 1:
+                await run_workers(store, protocol, config, counters)
+            else:
+                await Runner(store, protocol, config, live, counters).run()
     finally:
         if owned:
             await _close_all(live)
+
+
+def _check_workers(config: RunConfig, backends: Mapping[str, Any] | None) -> None:
+    """``workers`` > 1 builds each worker's backends from the config, in its own process."""
+    if backends is not None:
+        raise ConfigError(
+            "workers > 1 builds the backends in each worker process from the config; "
+            "ready backends cannot be passed to several processes"
+        )
+    in_process = [m for m in config.models if m in EMBEDDED_MODELS or m.startswith("gguf:")]
+    if in_process:
+        raise ConfigError(
+            f"workers > 1 is for served models; {in_process[0]} runs in this process and "
+            "already uses every core (use --workers 1)"
+        )
 
 
 def _finish(run_dir: Path, label: bool, report: bool) -> RunResult:
@@ -507,7 +531,7 @@ def projection(config: RunConfig | Mapping[str, Any] | str | Path) -> Projection
 
 # What may differ between shards of one run: where and how fast it ran, and its budget.
 _SHARD_FREE = frozenset(
-    {"shard", "endpoints", "base_url", "concurrency", "timeout", "retries", "backoff",
+    {"shard", "endpoints", "base_url", "concurrency", "workers", "timeout", "retries", "backoff",
      "max_requests", "max_cost", "prices", "breaker", "session_headers"}
 )  # fmt: skip
 

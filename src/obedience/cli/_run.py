@@ -99,6 +99,9 @@ def run(
     concurrency: int | None = typer.Option(
         None, "--concurrency", help="Trials in flight per endpoint."
     ),
+    workers: int | None = typer.Option(
+        None, "--workers", help="Processes driving the trials (served models; default 1)."
+    ),
     temperature: float | None = typer.Option(None, "--temperature"),
     max_tokens: int | None = typer.Option(None, "--max-tokens"),
     base_url: list[str] = typer.Option(
@@ -139,6 +142,7 @@ def run(
         "trials": trials,
         "seed": seed,
         "concurrency": concurrency,
+        "workers": workers,
         "temperature": temperature,
         "max_tokens": max_tokens,
         **_server_flags(base_url),

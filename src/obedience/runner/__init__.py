@@ -30,7 +30,9 @@ from obedience.runner._runner import (
     plan_rows,
     preflight,
     project,
+    todo_rows,
 )
+from obedience.runner._workers import WorkerError, run_workers
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -45,6 +47,7 @@ __all__ = [
     "RunConfig",
     "RunStopped",
     "Runner",
+    "WorkerError",
     "build_manifest",
     "chat_request",
     "conditions_for",
@@ -59,6 +62,8 @@ __all__ = [
     "preflight",
     "project",
     "resume_config",
+    "run_workers",
     "stimulus_seed",
+    "todo_rows",
     "validate_config",
 ]

@@ -90,6 +90,9 @@ class RunConfig(BaseModel):
     trials: int = Field(default=DEFAULT_TRIALS, ge=1, le=100_000)
     seed: int = Field(default=0, ge=0)
     concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    # Processes that run the trials (``--workers``): one event loop each, the trials dealt
+    # round them; concurrency and budgets are shared out. Served or scripted models only.
+    workers: int = Field(default=1, ge=1, le=64)
     temperature: float | None = Field(default=None, ge=0.0, le=5.0, allow_inf_nan=False)
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     base_url: str | None = None
@@ -214,6 +217,7 @@ _RESUME_FLAGS = {
     "trials": "--trials/-n",
     "seed": "--seed",
     "concurrency": "--concurrency",
+    "workers": "--workers",
     "temperature": "--temperature",
     "max_tokens": "--max-tokens",
     "base_url": "--base-url",
@@ -227,7 +231,9 @@ _RESUME_FLAGS = {
 # Settings that do not change what is measured, only how fast, where or how patiently.
 # A trial's endpoint is a hash of its id over the endpoint list, so a changed list moves
 # only unfinished trials (a finished one never runs again).
-_RESUME_FREE = frozenset({"concurrency", "timeout", "endpoints", "max_requests", "max_cost"})
+_RESUME_FREE = frozenset(
+    {"concurrency", "workers", "timeout", "endpoints", "max_requests", "max_cost"}
+)
 # A budget is one invocation's: a resumed run has none unless given again.
 _PER_INVOCATION = ("max_requests", "max_cost")
 

@@ -69,6 +69,10 @@ class Progress:
     decisions: int = 0
     errors: int = 0
     transport_retries: int = 0
+    # With ``workers``: their own CPU seconds and the sum of their peak memory, as each
+    # reported it when it ended (the parent's own are the process's).
+    worker_cpu_s: float = 0.0
+    worker_peak_rss_mb: float = 0.0
     started: float = field(default_factory=time.monotonic)
     on_change: Callable[[Progress], None] | None = None
 
@@ -323,6 +327,13 @@ def replica_lists(backends: Replicas) -> dict[str, list[Backend]]:
     return out
 
 
+def todo_rows(store: RunStore) -> list[TrialRow]:
+    """The trials still to run: unfinished ones, and ones that ended in a transport error
+    (a dead endpoint, a storm of faults): those measured nothing, and run again as a new
+    attempt."""
+    return [r for r in store.trials() if r.status != "done" or r.outcome == "error"]
+
+
 async def preflight(backends: Replicas, protocol: Protocol, config: RunConfig) -> dict[str, Any]:
     """Each model's metadata; raises BackendError when a model cannot be served at all.
 
@@ -504,8 +515,15 @@ class Runner:
         config: RunConfig,
         backends: Replicas,
         progress: Progress | None = None,
+        *,
+        only: frozenset[str] | None = None,
+        share: int = 1,
     ) -> None:
+        """``only``: run just these trials (a worker's share, already planned); ``share``:
+        this runner is one of that many, so it keeps ``1/share`` of each concurrency."""
         self.store = store
+        self.only = only
+        self.share = share
         self.protocol = protocol
         self.config = config
         self.replicas = replica_lists(backends)
@@ -539,11 +557,13 @@ class Runner:
                 detach_llama_log()
 
     async def _run(self) -> None:
-        self.store.plan_trials(plan_rows(self.protocol, self.config))
-        # Unfinished trials, and trials that ended in a transport error (a dead endpoint,
-        # a storm of faults): those measured nothing, and run again as a new attempt.
-        todo = [r for r in self.store.trials() if r.status != "done" or r.outcome == "error"]
-        self.progress.total = len(self.store.trials())
+        if self.only is None:
+            self.store.plan_trials(plan_rows(self.protocol, self.config))
+            todo = todo_rows(self.store)
+            self.progress.total = len(self.store.trials())
+        else:
+            todo = [r for r in todo_rows(self.store) if r.trial_id in self.only]
+            self.progress.total = len(self.only)
         self.progress.bump(done=self.progress.total - len(todo))
         by_endpoint: dict[str, list[TrialRow]] = defaultdict(list)
         for row in todo:
@@ -556,7 +576,7 @@ class Runner:
                 queue.put_nowait(row)
             backend = self.backend_for(endpoint_rows[0])
             n = limits.get(endpoint) or self.config.concurrency or backend.default_concurrency
-            n = min(n, len(endpoint_rows))
+            n = min(-(-n // self.share), len(endpoint_rows))  # this runner's share, rounded up
             workers += [asyncio.create_task(self._worker(queue)) for _ in range(n)]
         try:
             await asyncio.gather(*workers)

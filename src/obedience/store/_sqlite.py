@@ -302,6 +302,15 @@ class RunStore:
             raise
 
     @classmethod
+    def open_worker(cls, run_dir: str | Path) -> RunStore:
+        """The store of a run being written by a parent process that holds its writer lock,
+        opened to write by one of that parent's worker processes (``workers``)."""
+        path = Path(run_dir)
+        if not (path / DATABASE).is_file():
+            raise StoreError(f"{path} is not a run directory (no {DATABASE})")
+        return cls._connect_existing(path, None)
+
+    @classmethod
     def _connect_new(cls, path: Path, lock: _WriterLock) -> RunStore:
         try:
             conn = sqlite3.connect(path / DATABASE, isolation_level=None, timeout=30)
@@ -316,7 +325,7 @@ class RunStore:
         return cls(path, conn, lock=lock)
 
     @classmethod
-    def _connect_existing(cls, path: Path, lock: _WriterLock) -> RunStore:
+    def _connect_existing(cls, path: Path, lock: _WriterLock | None) -> RunStore:
         """Open to write a store that exists: it must be ours and intact before anything."""
         try:
             conn = sqlite3.connect(path / DATABASE, isolation_level=None, timeout=30)
