@@ -55,6 +55,7 @@ def _served(base_url: str, **extra: Any) -> RunConfig:
 
 def test_workers_store_the_same_events_as_one_process(tmp_path: Path) -> None:
     seen: list[Progress] = []
+    live: list[Progress] = []
     with FakeOpenAI(subject="mixed") as server:
         config = _served(server.base_url)
         obedience.run(config, tmp_path / "one", label=False, report=False)
@@ -63,7 +64,10 @@ def test_workers_store_the_same_events_as_one_process(tmp_path: Path) -> None:
             tmp_path / "two",
             label=False,
             report=False,
-            progress=lambda p: seen.append(Progress(**{k: getattr(p, k) for k in _COUNTS})),
+            progress=lambda p: (
+                seen.append(Progress(**{k: getattr(p, k) for k in _COUNTS})),
+                live.append(p),
+            ),
         )
     one, two = _events(tmp_path / "one"), _events(tmp_path / "two")
     assert len(one) > 8 * 20
@@ -76,6 +80,8 @@ def test_workers_store_the_same_events_as_one_process(tmp_path: Path) -> None:
     last = seen[-1]
     assert (last.total, last.done) == (8, 8)
     assert last.decisions == sum(1 for e in one if e[2] == "reply")
+    # Each worker reported its own CPU time and peak memory when it ended.
+    assert live[-1].worker_cpu_s > 0 and live[-1].worker_peak_rss_mb > 20
 
 
 _COUNTS = ("total", "done", "decisions", "errors", "transport_retries")
