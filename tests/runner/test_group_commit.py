@@ -12,6 +12,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from obedience.backends import Capabilities, ChatRequest, Completion
 from obedience.protocols import load_protocol
 from obedience.runner import RunConfig, Runner
@@ -141,3 +143,26 @@ def test_the_collector_runs_less_often_during_a_run_and_as_before_after(tmp_path
         )
     assert seen and all(t[0] >= RUN_GC_THRESHOLD for t in seen)
     assert gc.get_threshold() == before
+
+
+def test_an_attempt_opens_with_its_first_events_and_a_conflict_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    from obedience.runner import plan_rows
+    from obedience.store import StoreError
+
+    config = _config(trials=2, concurrency=1)
+    with RunStore.create(tmp_path / "run") as store:
+        store.plan_trials(plan_rows(load_protocol(config.protocol), config))
+        first, second = (r.trial_id for r in store.trials())
+        event = (0, {"kind": "trial-started"}, None)
+        store.append_many([Appended(first, 1, [event], start=True)])
+        row = store.trials()[0]
+        assert (row.trial_id, row.attempt, row.status) == (first, 1, "running")
+        # Attempt 1 again (the trial is at 1 now), beside a good start: all or nothing.
+        with pytest.raises(StoreError, match="another process"):
+            store.append_many(
+                [Appended(second, 1, [event], start=True), Appended(first, 1, [event], start=True)]
+            )
+        assert [(r.attempt, r.status) for r in store.trials()] == [(1, "running"), (0, "pending")]
+        assert len(list(store.events(final_only=False))) == 1

@@ -607,10 +607,12 @@ class Runner:
     async def run_trial(self, row: TrialRow) -> Trial:
         backend = self.backend_for(row)
         spec = self.protocol.condition(row.condition)
-        attempt = self.store.start_trial(row.trial_id, reopen_error=True)
         trial = Trial(spec, row.condition, row.seed)
-        if attempt is None:  # finished meanwhile: never reopen a counted trial
-            return trial
+        if row.status == "done" and row.outcome != "error":
+            return trial  # a counted trial is never reopened
+        # The new attempt opens in the store with its first events (one commit for every
+        # trial that starts in the same turn), not with a commit of its own.
+        attempt = row.attempt + 1
         written = 0
         metas: dict[int, dict[str, Any]] = {}
         while (request := trial.next_request()) is not None:
@@ -654,7 +656,7 @@ class Runner:
             return written
         rows = [(written + i, e.to_dict(), metas.pop(written + i, None)) for i, e in enumerate(new)]
         finish = (trial.outcome or "error", trial.highest_level) if trial.done else None
-        self._commits.add(Appended(trial_id, attempt, rows, finish))
+        self._commits.add(Appended(trial_id, attempt, rows, finish, start=written == 0))
         return len(trial.events)
 
     def _sampling(self, row: TrialRow, spec: ProtocolSpec, request: Request) -> Sampling:

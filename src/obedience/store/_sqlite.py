@@ -127,12 +127,17 @@ class TrialRow:
 @dataclass(frozen=True)
 class Appended:
     """One trial's new events for ``RunStore.append_many``: ``(seq, payload, meta)`` rows,
-    and ``finish`` ``(outcome, highest level)`` when the trial ends with them."""
+    and ``finish`` ``(outcome, highest level)`` when the trial ends with them.
+
+    ``start``: these are the first events of attempt ``attempt``, which opens with them
+    (the trial must still be at attempt ``attempt - 1`` and not counted as done).
+    """
 
     trial_id: str
     attempt: int
     events: Sequence[tuple[int, dict[str, Any], dict[str, Any] | None]]
     finish: tuple[str, int] | None = None
+    start: bool = False
 
 
 @dataclass(frozen=True)
@@ -519,7 +524,20 @@ class RunStore:
             for item in batch
             if item.finish is not None
         ]
+        starts = [(item.attempt, item.trial_id, item.attempt - 1) for item in batch if item.start]
         with self._transaction() as c:
+            if starts:
+                opened = c.executemany(
+                    "UPDATE trials SET attempt = ?, status = 'running', outcome = NULL,"
+                    " highest_level = NULL WHERE trial_id = ? AND attempt = ?"
+                    " AND (status != 'done' OR outcome = 'error')",
+                    starts,
+                ).rowcount
+                if opened != len(starts):  # rolled back: nothing of the batch is stored
+                    raise StoreError(
+                        f"{self.run_dir}: a trial was changed by another process during "
+                        "this run (is a second run writing this directory?)"
+                    )
             if rows:
                 c.executemany(
                     "INSERT INTO events (trial_id, attempt, seq, kind, payload, meta)"
