@@ -46,6 +46,7 @@ from obedience.runner import (
     RunStopped,
     WorkerError,
     conditions_for,
+    make_backends,
     validate_config,
 )
 from obedience.runner import Progress as RunProgress
@@ -263,32 +264,6 @@ def as_config(config: RunConfig | Mapping[str, Any], source: str = "run config")
     if isinstance(config, RunConfig):
         return config
     return validate_config(dict(config), source)
-
-
-def make_backends(config: RunConfig) -> dict[str, Backend | list[Backend]]:
-    """One backend per distinct model spec of ``config``, with its backend options; an
-    ``openai:`` model with several ``endpoints`` gets one backend per endpoint (a list)."""
-    from obedience.backends import BackendOptions, make_backend
-
-    headers = None if config.session_headers is None else tuple(config.session_headers)
-
-    def options(url: str | None) -> BackendOptions:
-        return BackendOptions(
-            base_url=url,
-            chat_template=config.chat_template,
-            timeout=config.timeout,
-            grammar_dialect=config.grammar_dialect,
-            session_headers=headers,
-        )
-
-    urls = [e.url for e in config.endpoints]
-    out: dict[str, Backend | list[Backend]] = {}
-    for spec in dict.fromkeys(config.models):
-        if spec.startswith("openai:") and len(urls) > 1:
-            out[spec] = [make_backend(spec, options(url)) for url in urls]
-        else:
-            out[spec] = make_backend(spec, options(urls[0] if urls else config.base_url))
-    return out
 
 
 def _close_all(backends: Mapping[str, Any]) -> Coroutine[Any, Any, None]:

@@ -164,3 +164,34 @@ def test_trials_are_dealt_round_the_workers_and_budgets_shared() -> None:
     shares = [worker_config(config, i, 3) for i in range(3)]
     assert [c.max_requests for c in shares] == [4, 3, 3]
     assert all(c.max_cost == pytest.approx(0.3) and c.workers == 1 for c in shares)
+
+
+def test_ctrl_c_stops_every_worker_with_one_line_and_the_run_resumes(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.helpers.cli import CLI, cli_env
+
+    run_dir = tmp_path / "run"
+    with FakeOpenAI(subject="mixed", latency=0.1) as server:
+        args = ["run", "-m", MODEL, "-c", "PC-NS-NF", "-n", "6", "--base-url", server.base_url]
+        proc = subprocess.Popen(
+            [*CLI, *args, "--workers", "2", "--concurrency", "2", "-o", str(run_dir), "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+            start_new_session=True,  # its own process group, as a terminal's job
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.chat_requests < 6:
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # the whole group, as Ctrl-C does
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, stderr
+        assert "Traceback" not in stderr
+        (line,) = error_lines(stderr)
+        assert "interrupted" in line and "--resume" in line
+        resumed = run_cli(["run", "--resume", str(run_dir), "-q", "--no-report"])
+        assert resumed.returncode == 0, resumed.stderr
+    with RunStore.open(run_dir) as store:
+        assert {r.status for r in store.trials()} == {"done"}

@@ -38,6 +38,7 @@ from obedience._version import __version__
 from obedience.backends import (
     Backend,
     BackendError,
+    BackendOptions,
     ChatRequest,
     Completion,
     RetryPolicy,
@@ -46,6 +47,7 @@ from obedience.backends import (
     attach_llama_log,
     check_supports,
     detach_llama_log,
+    make_backend,
     with_retries,
 )
 from obedience.backends._retry import stored_text
@@ -324,6 +326,30 @@ def replica_lists(backends: Replicas) -> dict[str, list[Backend]]:
         if not replicas:
             raise ValueError(f"model {spec!r} has no backend")
         out[spec] = replicas
+    return out
+
+
+def make_backends(config: RunConfig) -> dict[str, Backend | list[Backend]]:
+    """One backend per distinct model spec of ``config``, with its backend options; an
+    ``openai:`` model with several ``endpoints`` gets one backend per endpoint (a list)."""
+    headers = None if config.session_headers is None else tuple(config.session_headers)
+
+    def options(url: str | None) -> BackendOptions:
+        return BackendOptions(
+            base_url=url,
+            chat_template=config.chat_template,
+            timeout=config.timeout,
+            grammar_dialect=config.grammar_dialect,
+            session_headers=headers,
+        )
+
+    urls = [e.url for e in config.endpoints]
+    out: dict[str, Backend | list[Backend]] = {}
+    for spec in dict.fromkeys(config.models):
+        if spec.startswith("openai:") and len(urls) > 1:
+            out[spec] = [make_backend(spec, options(url)) for url in urls]
+        else:
+            out[spec] = make_backend(spec, options(urls[0] if urls else config.base_url))
     return out
 
 

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -32,7 +33,14 @@ from typing import Any
 from obedience.backends import BackendError
 from obedience.protocols import Protocol, load_protocol
 from obedience.runner._config import RunConfig
-from obedience.runner._runner import Progress, Runner, RunStopped, plan_rows, todo_rows
+from obedience.runner._runner import (
+    Progress,
+    Runner,
+    RunStopped,
+    make_backends,
+    plan_rows,
+    todo_rows,
+)
 from obedience.store import RunStore, StoreError, StoreFullError, TrialRow
 
 # How often (seconds) a worker reports its counters to the parent, at most.
@@ -91,7 +99,7 @@ async def run_workers(
 
 
 # What a worker needs, imported once by the fork server rather than by every worker.
-_PRELOAD = ["obedience._api", "obedience.runner._workers", "obedience.backends._openai"]
+_PRELOAD = ["obedience.runner._workers", "obedience.backends._openai"]
 
 
 def _context() -> Any:
@@ -232,6 +240,9 @@ def worker_main(
     lifeline: Connection,
 ) -> None:
     """The body of one worker process (spawned): run ``trial_ids`` into the run's store."""
+    # Ctrl-C reaches every process of the terminal's group: the parent alone handles it
+    # (it closes the lifelines, which ends the workers without a traceback of their own).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(lifeline,), daemon=True).start()
     try:
         config = RunConfig.model_validate_json(config_json)
@@ -266,8 +277,6 @@ def _watch_parent(lifeline: Connection) -> None:
 async def _run_share(
     run_dir: Path, config: RunConfig, trial_ids: frozenset[str], count: int, report: Connection
 ) -> None:
-    from obedience._api import make_backends
-
     protocol = load_protocol(config.protocol)
     last = [0.0]
     loop = asyncio.get_running_loop()
