@@ -144,6 +144,17 @@ def test_the_collector_runs_less_often_during_a_run_and_as_before_after(tmp_path
     assert seen and all(t[0] >= RUN_GC_THRESHOLD for t in seen)
     assert gc.get_threshold() == before
 
+    # Two runs at once in one process, ending in either order: the thresholds come back.
+    async def two_runs(a: RunStore, b: RunStore) -> None:
+        protocol = load_protocol(config.protocol)
+        short = Runner(a, protocol, config, {MODEL: _Recording()})
+        longer = Runner(b, protocol, _config(trials=3, concurrency=1), {MODEL: _Recording()})
+        await asyncio.gather(short.run(), longer.run())
+
+    with RunStore.create(tmp_path / "a") as a, RunStore.create(tmp_path / "b") as b:
+        asyncio.run(two_runs(a, b))
+    assert gc.get_threshold() == before
+
 
 def test_an_attempt_opens_with_its_first_events_and_a_conflict_stores_nothing(
     tmp_path: Path,

@@ -459,6 +459,8 @@ class _Governor:
 
 # The youngest generation's threshold while a run is on (CPython's default is 700).
 RUN_GC_THRESHOLD = 50_000
+# The thresholds from before the first of the runs on in this process, once per run on.
+_RUNS_ON: list[tuple[int, int, int]] = []
 
 
 @contextlib.contextmanager
@@ -471,12 +473,18 @@ def _fewer_collections() -> Iterator[None]:
     of up to 1.5 s each, measured). The run makes little cyclic garbage, so collecting
     about 70 times less often costs a little memory and saves that time.
     """
-    old = gc.get_threshold()
-    gc.set_threshold(max(old[0], RUN_GC_THRESHOLD), max(old[1], 50), *old[2:])
+    if not _RUNS_ON:  # the first run on in this process saves the thresholds
+        old = gc.get_threshold()
+        gc.set_threshold(max(old[0], RUN_GC_THRESHOLD), max(old[1], 50), *old[2:])
+        _RUNS_ON.append(old)
+    else:
+        _RUNS_ON.append(_RUNS_ON[0])
     try:
         yield
     finally:
-        gc.set_threshold(*old)
+        saved = _RUNS_ON.pop()
+        if not _RUNS_ON:  # the last run to end puts them back
+            gc.set_threshold(*saved)
 
 
 class _GroupCommit:
