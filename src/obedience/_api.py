@@ -330,6 +330,12 @@ def _check_workers(config: RunConfig, backends: Mapping[str, Any] | None) -> Non
             f"workers > 1 is for served models; {in_process[0]} runs in this process and "
             "already uses every core (use --workers 1)"
         )
+    replayed = [m for m in config.models if m.startswith("replay:")]
+    if replayed:
+        raise ConfigError(
+            f"workers > 1 cannot run {replayed[0]}: a replay hands out its replies in order, "
+            "and each worker would start it again (use --workers 1)"
+        )
 
 
 def _finish(run_dir: Path, label: bool, report: bool) -> RunResult:

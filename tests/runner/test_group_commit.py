@@ -177,3 +177,67 @@ def test_an_attempt_opens_with_its_first_events_and_a_conflict_stores_nothing(
             )
         assert [(r.attempt, r.status) for r in store.trials()] == [(1, "running"), (0, "pending")]
         assert len(list(store.events(final_only=False))) == 1
+
+
+def _gapless(store: RunStore) -> None:
+    """Every stored attempt's events run 0, 1, 2, ... and no finished trial lacks its end."""
+    seqs: dict[tuple[str, int], list[int]] = {}
+    kinds: dict[tuple[str, int], list[str]] = {}
+    for e in store.events(final_only=False):
+        seqs.setdefault((e.trial_id, e.attempt), []).append(e.seq)
+        kinds.setdefault((e.trial_id, e.attempt), []).append(e.kind)
+    for key, numbers in seqs.items():
+        assert numbers == list(range(len(numbers))), key
+    for row in store.trials():
+        if row.status == "done":
+            assert kinds[(row.trial_id, row.attempt)][-1] == "trial-ended"
+
+
+def test_after_a_failed_commit_nothing_more_is_stored_and_resume_completes(
+    tmp_path: Path,
+) -> None:
+    from obedience.store import StoreError
+
+    config = _config(trials=4, concurrency=4)
+    protocol = load_protocol(config.protocol)
+    for failing in (1, 12):  # the batch with every trial's start, and one mid-run
+        run_dir = tmp_path / f"run{failing}"
+        with RunStore.create(run_dir) as store:
+            real = store.append_many
+            calls = 0
+
+            def flaky(batch: list[Appended], real: Any = real, failing: int = failing) -> None:
+                nonlocal calls
+                calls += 1
+                if calls == failing:  # once: the store is fine again afterwards
+                    raise StoreError("database is locked")
+                real(batch)
+
+            store.append_many = flaky  # type: ignore[method-assign]
+            with pytest.raises(StoreError, match="locked"):
+                asyncio.run(Runner(store, protocol, config, {MODEL: _Paced(together=4)}).run())
+            assert calls == failing  # nothing was stored after the failure
+            _gapless(store)
+            store.append_many = real  # type: ignore[method-assign]
+            asyncio.run(Runner(store, protocol, config, {MODEL: _Paced(together=4)}).run())
+            _gapless(store)
+            assert {r.status for r in store.trials()} == {"done"}
+
+
+def test_a_reply_that_cannot_be_stored_fails_the_run_instead_of_hanging(tmp_path: Path) -> None:
+    import datetime
+
+    class _Odd(_Paced):
+        async def complete(self, request: ChatRequest) -> Completion:
+            done = await super().complete(request)
+            done.extra["received"] = datetime.datetime.now()  # not JSON
+            return done
+
+    config = _config(trials=2, concurrency=2)
+
+    async def bounded(store: RunStore) -> None:
+        run = Runner(store, load_protocol(config.protocol), config, {MODEL: _Odd()}).run()
+        await asyncio.wait_for(run, timeout=30)
+
+    with RunStore.create(tmp_path / "run") as store, pytest.raises(TypeError, match="JSON"):
+        asyncio.run(bounded(store))

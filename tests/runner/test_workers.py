@@ -195,3 +195,44 @@ def test_ctrl_c_stops_every_worker_with_one_line_and_the_run_resumes(tmp_path: P
         assert resumed.returncode == 0, resumed.stderr
     with RunStore.open(run_dir) as store:
         assert {r.status for r in store.trials()} == {"done"}
+
+
+def test_a_failing_later_worker_stops_the_run_without_waiting_for_the_others(
+    tmp_path: Path,
+) -> None:
+    killed_at: list[float] = []
+
+    def kill_the_last_worker() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            last = [p for p in multiprocessing.active_children() if p.name.endswith("-1")]
+            if last:
+                time.sleep(0.5)
+                os.kill(last[0].pid or 0, signal.SIGKILL)
+                killed_at.append(time.monotonic())
+                return
+            time.sleep(0.02)
+
+    # Worker 0 alone needs about 4 trials / 2 in flight x 12 decisions x 0.2 s = 4.8 s.
+    with FakeOpenAI(subject="obedient", latency=0.2) as server:
+        killer = threading.Thread(target=kill_the_last_worker)
+        killer.start()
+        with pytest.raises(WorkerError, match="worker 2 of 2"):
+            obedience.run(
+                _served(server.base_url, workers=2), tmp_path / "run", label=False, report=False
+            )
+        failed_at = time.monotonic()
+        killer.join()
+    assert killed_at and failed_at - killed_at[0] < 3.0
+
+
+def test_workers_never_outnumber_a_request_budget_or_replay_a_file(tmp_path: Path) -> None:
+    config = RunConfig(
+        models=["scripted:obedient"], conditions=["PC-NS-NF"], trials=8, workers=4, max_requests=3
+    )
+    with pytest.raises(obedience.RunStopped, match="budget reached"):
+        obedience.run(config, tmp_path / "run", label=False, report=False)
+    replay = tmp_path / "replies.jsonl"
+    replay.write_text('{"text": "PRESSED."}\n', encoding="utf-8")
+    with pytest.raises(obedience.ConfigError, match="replay"):
+        obedience.run(RunConfig(models=[f"replay:{replay}"], workers=2), tmp_path / "r")

@@ -499,14 +499,19 @@ class _GroupCommit:
     to ``on_error`` and to every waiter; the run stops.
     """
 
-    def __init__(self, store: RunStore, on_error: Callable[[StoreError], None]) -> None:
+    def __init__(self, store: RunStore, on_error: Callable[[Exception], None]) -> None:
         self.store = store
         self.on_error = on_error
         self._pending: list[Appended] = []
         self._waiters: list[asyncio.Future[None]] = []
         self._scheduled = False
+        # Set by the first failed commit: nothing more is stored in this run, so no trial
+        # keeps later events after a lost batch (a gap); ``resume`` reruns them all.
+        self.failed: Exception | None = None
 
     def add(self, item: Appended) -> None:
+        if self.failed is not None:
+            return
         self._pending.append(item)
         if not self._scheduled:
             self._scheduled = True
@@ -514,6 +519,8 @@ class _GroupCommit:
 
     async def durable(self) -> None:
         """Wait until everything handed over so far is committed."""
+        if self.failed is not None:
+            raise self.failed
         if not self._pending:
             return
         waiter = asyncio.get_running_loop().create_future()
@@ -525,12 +532,12 @@ class _GroupCommit:
         self._scheduled = False
         batch, self._pending = self._pending, []
         waiters, self._waiters = self._waiters, []
-        error: StoreError | None = None
-        if batch:
+        error = self.failed
+        if batch and error is None:
             try:
                 self.store.append_many(batch)
-            except StoreError as exc:
-                error = exc
+            except Exception as exc:  # a full disk, or a payload that is not JSON
+                error = self.failed = exc
                 self.on_error(exc)
         for waiter in waiters:
             if waiter.done():
@@ -551,10 +558,11 @@ class Runner:
         progress: Progress | None = None,
         *,
         only: frozenset[str] | None = None,
-        share: int = 1,
+        share: tuple[int, int] = (0, 1),
     ) -> None:
         """``only``: run just these trials (a worker's share, already planned); ``share``:
-        this runner is one of that many, so it keeps ``1/share`` of each concurrency."""
+        (I, N), this runner is the I-th of N, and keeps its part of each concurrency (the
+        N parts add up to it)."""
         self.store = store
         self.only = only
         self.share = share
@@ -566,7 +574,7 @@ class Runner:
         self.governor = _Governor(config)
         self._commits = _GroupCommit(store, self._store_failed)
 
-    def _store_failed(self, exc: StoreError) -> None:
+    def _store_failed(self, exc: Exception) -> None:
         if self._fatal is None:  # disk full or broken store: stop everything
             self._fatal = exc
 
@@ -610,7 +618,9 @@ class Runner:
                 queue.put_nowait(row)
             backend = self.backend_for(endpoint_rows[0])
             n = limits.get(endpoint) or self.config.concurrency or backend.default_concurrency
-            n = min(-(-n // self.share), len(endpoint_rows))  # this runner's share, rounded up
+            index, count = self.share
+            n = n // count + (1 if index < n % count else 0)  # >= 1: workers <= concurrency
+            n = min(max(1, n), len(endpoint_rows))
             workers += [asyncio.create_task(self._worker(queue)) for _ in range(n)]
         try:
             await asyncio.gather(*workers)

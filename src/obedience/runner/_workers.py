@@ -8,8 +8,9 @@ parent plans the trials, deals the unfinished ones round N spawned processes (tr
 own event loop, HTTP connections and backends, writing to the same store: SQLite in WAL
 mode takes one commit at a time, and each worker commits once per turn of its loop.
 
-What is shared out: each worker gets ``ceil(concurrency / N)`` trials in flight per
-endpoint, and ``1/N`` of a ``max_requests`` or ``max_cost`` budget; the circuit breaker
+What is shared out: the trials in flight per endpoint (the N parts add up to the
+concurrency, so N is at most the concurrency), and a ``max_requests`` (N at most that) or
+``max_cost`` budget; the circuit breaker
 trips in every worker that sees the storm. Transcripts do not depend on which worker ran
 a trial (its seeds are its own), so a run with workers equals one without, event for
 event. The parent holds the directory's writer lock for the run; a worker notices a
@@ -66,6 +67,14 @@ def deal(rows: Sequence[TrialRow], count: int) -> list[list[str]]:
     return [s for s in shares if s]
 
 
+def worker_count(config: RunConfig) -> int:
+    """``workers``, but no more than a budget of requests or a concurrency can share out:
+    every worker gets at least one request and one trial in flight per endpoint."""
+    limits = [config.workers, config.max_requests, config.concurrency]
+    limits += [e.concurrency for e in config.endpoints]
+    return max(1, min(n for n in limits if n is not None))
+
+
 def worker_config(config: RunConfig, index: int, count: int) -> RunConfig:
     """Worker ``index``'s config: its share of the budgets (requests dealt as evenly as
     integers allow, cost split equally), one worker of its own."""
@@ -87,7 +96,7 @@ async def run_workers(
     todo = todo_rows(store)
     progress.total = len(store.trials())
     progress.bump(done=progress.total - len(todo))
-    shares = deal(todo, config.workers)
+    shares = deal(todo, worker_count(config))
     if not shares:
         return
     pool = _Pool(store.run_dir, config, shares, progress)
@@ -138,7 +147,7 @@ class _Pool:
                     str(run_dir),
                     worker_config(config, index, count).model_dump_json(),
                     ids,
-                    count,
+                    (index, count),
                     report_w,
                     life_r,
                 ),
@@ -153,30 +162,38 @@ class _Pool:
             self.lifelines.append(life_w)
 
     async def wait(self) -> None:
+        """Until every worker has ended, or one has failed (then the others are stopped)."""
         loop = asyncio.get_running_loop()
-        closed = [loop.create_future() for _ in self.procs]
-        for index, conn in enumerate(self.reports):
-            loop.add_reader(conn.fileno(), self._read, index, closed[index])
+        closed = {loop.create_future(): index for index in range(len(self.procs))}
+        for ended, index in closed.items():
+            loop.add_reader(self.reports[index].fileno(), self._read, index, ended)
+        pending = set(closed)
         try:
-            for index, ended in enumerate(closed):
-                await ended
-                await loop.run_in_executor(None, self.procs[index].join)
-                if self.errors and self.errors[0][1] not in ("RunStopped",):
-                    return  # a real failure: stop the others (``stop``) and report it
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for ended in done:
+                    index = closed[ended]
+                    await loop.run_in_executor(None, self.procs[index].join)
+                    self._check_exit(index)
+                if any(kind != "RunStopped" for _, kind, _ in self.errors):
+                    return  # a real failure: ``stop`` ends the others, then it is raised
         finally:
-            for conn in self.reports:
-                loop.remove_reader(conn.fileno())
-        for index, proc in enumerate(self.procs):
-            if proc.exitcode != 0 and not any(e[0] == index for e in self.errors):
-                text = f"it ended with exit code {proc.exitcode}"
-                if not self.heard[index]:
-                    # Silent from the start: a worker imports the program's main module
-                    # first, and a script that runs unguarded starts itself again there.
-                    text += (
-                        " before it reported anything (a script that runs workers must call"
-                        " obedience from under `if __name__ == '__main__':`)"
-                    )
-                self.errors.append((index, "WorkerError", text))
+            for index in closed.values():
+                loop.remove_reader(self.reports[index].fileno())
+
+    def _check_exit(self, index: int) -> None:
+        proc = self.procs[index]
+        if proc.exitcode == 0 or any(e[0] == index for e in self.errors):
+            return
+        text = f"it ended with exit code {proc.exitcode}"
+        if not self.heard[index]:
+            # Silent from the start: a worker imports the program's main module first,
+            # and a script that runs unguarded starts itself again there.
+            text += (
+                " before it reported anything (a script that runs workers must call"
+                " obedience from under `if __name__ == '__main__':`)"
+            )
+        self.errors.append((index, "WorkerError", text))
 
     def _read(self, index: int, ended: asyncio.Future[None]) -> None:
         conn = self.reports[index]
@@ -235,7 +252,7 @@ def worker_main(
     run_dir: str,
     config_json: str,
     trial_ids: list[str],
-    count: int,
+    share: tuple[int, int],
     report: Connection,
     lifeline: Connection,
 ) -> None:
@@ -246,7 +263,7 @@ def worker_main(
     threading.Thread(target=_watch_parent, args=(lifeline,), daemon=True).start()
     try:
         config = RunConfig.model_validate_json(config_json)
-        asyncio.run(_run_share(Path(run_dir), config, frozenset(trial_ids), count, report))
+        asyncio.run(_run_share(Path(run_dir), config, frozenset(trial_ids), share, report))
     except Exception as exc:  # reported by name, raised again by the parent
         report.send(("error", type(exc).__name__, " ".join(str(exc).split())[:2000]))
         _send_usage(report)
@@ -275,7 +292,11 @@ def _watch_parent(lifeline: Connection) -> None:
 
 
 async def _run_share(
-    run_dir: Path, config: RunConfig, trial_ids: frozenset[str], count: int, report: Connection
+    run_dir: Path,
+    config: RunConfig,
+    trial_ids: frozenset[str],
+    share: tuple[int, int],
+    report: Connection,
 ) -> None:
     protocol = load_protocol(config.protocol)
     last = [0.0]
@@ -292,7 +313,7 @@ async def _run_share(
     try:
         with RunStore.open_worker(run_dir) as store:
             runner = Runner(
-                store, protocol, config, backends, progress, only=trial_ids, share=count
+                store, protocol, config, backends, progress, only=trial_ids, share=share
             )
             try:
                 await runner.run()
