@@ -144,22 +144,23 @@ async def run_once(
         timeout=120,
         workers=workers,
     )
+    # With workers, each makes its own backend (the default aiohttp client).
+    backend = (
+        None
+        if workers > 1
+        else make_backend(spec, BackendOptions(base_url=base_url, http_client=client))
+    )
     seen: list[Any] = []
-    # No labels or report: the benchmark times preflight, store and the trials.
-    if workers > 1:  # each worker makes its own backend (the default aiohttp client)
-        await obedience.run_async(
-            config, out, label=False, report=False,
-            progress=lambda p: seen.append(p) if not seen else None,
-        )  # fmt: skip
-        return seen[0]
-    backend = make_backend(spec, BackendOptions(base_url=base_url, http_client=client))
     try:
+        # No labels or report: the benchmark times preflight, store and the trials.
         await obedience.run_async(
-            config, out, backends={spec: backend}, label=False, report=False,
+            config, out, backends=None if backend is None else {spec: backend},
+            label=False, report=False,
             progress=lambda p: seen.append(p) if not seen else None,
         )  # fmt: skip
     finally:
-        await backend.aclose()
+        if backend is not None:
+            await backend.aclose()
     return seen[0]
 
 

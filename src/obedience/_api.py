@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from obedience.protocols import Protocol, ProtocolError, load_protocol
 from obedience.runner import (
-    EMBEDDED_MODELS,
     ConfigError,
     Projection,
     RunConfig,
@@ -47,6 +46,7 @@ from obedience.runner import (
     WorkerError,
     conditions_for,
     make_backends,
+    replica_lists,
     validate_config,
 )
 from obedience.runner import Progress as RunProgress
@@ -287,11 +287,16 @@ async def _execute(
     """Preflight first, so a bad server or model leaves no half-made run directory."""
     from obedience.runner import Runner, build_manifest, preflight, run_workers
 
-    if config.workers > 1:
-        _check_workers(config, backends)
+    if config.workers > 1 and backends is not None:
+        raise ConfigError(
+            "workers > 1 builds the backends in each worker process from the config; "
+            "ready backends cannot be passed to several processes"
+        )
     owned = backends is None
     live = make_backends(config) if backends is None else backends
     try:
+        if config.workers > 1:
+            _check_workers(config, live)
         meta = await preflight(live, protocol, config)
         if resuming:
             store = RunStore.open(run_dir, write=True)
@@ -317,14 +322,10 @@ async def _execute(
             await _close_all(live)
 
 
-def _check_workers(config: RunConfig, backends: Mapping[str, Any] | None) -> None:
-    """``workers`` > 1 builds each worker's backends from the config, in its own process."""
-    if backends is not None:
-        raise ConfigError(
-            "workers > 1 builds the backends in each worker process from the config; "
-            "ready backends cannot be passed to several processes"
-        )
-    in_process = [m for m in config.models if m in EMBEDDED_MODELS or m.startswith("gguf:")]
+def _check_workers(config: RunConfig, live: Mapping[str, Any]) -> None:
+    """What a run with ``workers`` > 1 cannot hand to several processes."""
+    backends = [b for group in replica_lists(live).values() for b in group]
+    in_process = [b.name for b in backends if b.capabilities.in_process]
     if in_process:
         raise ConfigError(
             f"workers > 1 is for served models; {in_process[0]} runs in this process and "

@@ -31,6 +31,7 @@ from obedience.runner._runner import (
     plan_rows,
     preflight,
     project,
+    replica_lists,
     todo_rows,
 )
 from obedience.runner._workers import WorkerError, run_workers
@@ -63,6 +64,7 @@ __all__ = [
     "plan_rows",
     "preflight",
     "project",
+    "replica_lists",
     "resume_config",
     "run_workers",
     "stimulus_seed",
