@@ -236,3 +236,20 @@ def test_workers_never_outnumber_a_request_budget_or_replay_a_file(tmp_path: Pat
     replay.write_text('{"text": "PRESSED."}\n', encoding="utf-8")
     with pytest.raises(obedience.ConfigError, match="replay"):
         obedience.run(RunConfig(models=[f"replay:{replay}"], workers=2), tmp_path / "r")
+
+
+def test_workers_see_the_environment_of_their_run_not_of_the_first(tmp_path: Path) -> None:
+    # The fork server is started once per process; a key set after it must still reach
+    # the next run's workers (here: a server that requires it, so the old one would fail).
+    args: dict[str, Any] = {"label": False, "report": False}
+    with FakeOpenAI(subject="obedient") as server:
+        obedience.run(_served(server.base_url, workers=2), tmp_path / "a", **args)
+    with FakeOpenAI(subject="obedient", api_key="sk-second") as server:
+        os.environ["OPENAI_API_KEY"] = "sk-second"
+        try:
+            obedience.run(_served(server.base_url, workers=2), tmp_path / "b", **args)
+        finally:
+            del os.environ["OPENAI_API_KEY"]
+        assert server.auth_headers == {"Bearer sk-second"}
+    with RunStore.open(tmp_path / "b") as store:
+        assert {r.outcome for r in store.trials()} == {"max-reached"}

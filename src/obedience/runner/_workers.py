@@ -24,6 +24,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -148,6 +149,7 @@ class _Pool:
                     worker_config(config, index, count).model_dump_json(),
                     ids,
                     (index, count),
+                    dict(os.environ),  # this run's (the fork server keeps its first one's)
                     report_w,
                     life_r,
                 ),
@@ -253,10 +255,15 @@ def worker_main(
     config_json: str,
     trial_ids: list[str],
     share: tuple[int, int],
+    environment: dict[str, str],
     report: Connection,
     lifeline: Connection,
 ) -> None:
     """The body of one worker process (spawned): run ``trial_ids`` into the run's store."""
+    # The parent's environment now (API keys, base URLs), not the fork server's, which is
+    # that of the parent when its first workers started.
+    os.environ.clear()
+    os.environ.update(environment)
     # Ctrl-C reaches every process of the terminal's group: the parent alone handles it
     # (it closes the lifelines, which ends the workers without a traceback of their own).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -280,7 +287,8 @@ def _send_usage(report: Connection) -> None:
     except ImportError:
         peak_mb = 0.0
     else:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak_mb = peak / (1024 * 1024 if sys.platform == "darwin" else 1024)  # bytes, or KiB
     report.send(("usage", time.process_time(), peak_mb))
 
 
