@@ -12,9 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from markupsafe import escape
 from tests.helpers.cli import run_cli
+from tests.helpers.fake_openai import FakeOpenAI, completion_body
 
+import obedience
+from obedience import RunConfig
+from obedience.analysis import annotate_run
+from obedience.analysis.classifiers import RuleClassifier
+from obedience.report import write_report
 from obedience.report._key_results import MODEL_LIMITS
+from obedience.store import RunStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -47,6 +55,9 @@ def expected_value(stats: dict[str, Any], key: str) -> Any:
     if what == "overridden":
         rows = stats["overridden_refusals"]["per_model"]
         return next(r for r in rows if r["model"] == model)[rest[0]]
+    if what in ("reasoning_distress", "hidden_distress"):
+        rows = stats["reasoning_distress"]["per_model"]
+        return next(r for r in rows if r["model"] == model)[what][rest[0]]
     raise AssertionError(f"unexpected panel number {key}")
 
 
@@ -70,6 +81,10 @@ def test_panel_numbers_match_the_statistics_in_the_html(hostile_run: Path) -> No
         assert value == str(want), key
     # The panel comes before the deviations box and every other section.
     assert html.index('id="key-results"') < html.index('id="overview"')
+    # No reasoning in this run: no reasoning statement, no reasoning section.
+    assert stats["reasoning_distress"] is None
+    assert 'data-topic="reasoning"' not in panel and "reasoning-distress" not in panel
+    assert 'id="reasoning-distress"' not in html
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +127,22 @@ return Array.from(document.querySelectorAll('#key-results .kr-item')).map(functi
 """
 
 
+def panel_numbers(driver: Any, stats: dict[str, Any]) -> list[str]:
+    """The keys of the panel's numbers, each checked against ``stats --json``, exactly and
+    as displayed."""
+    numbers = driver.execute_script(PANEL_NUMBERS)
+    for key, value, text in numbers:
+        want = expected_value(stats, key)
+        assert value == str(want), key
+        if key.endswith(("|k", "|n")):
+            assert text == str(want), key
+        elif key.endswith(("|rate", "top_survival")):
+            assert text == f"{100 * want:.0f}%", key
+        elif "|effect|" in key:
+            assert text == f"{want:+.0f} pp", key
+    return [key for key, _, _ in numbers]
+
+
 @pytest.mark.browser
 @browser
 def test_key_results_in_chromium(
@@ -139,17 +170,7 @@ def test_key_results_in_chromium(
     assert sorted(models) == sorted({c["model"] for c in stats["rates"]})
 
     # Every number shown equals the statistics, exactly and as displayed.
-    numbers = driver.execute_script(PANEL_NUMBERS)
-    assert len(numbers) >= 3 * len(models)
-    for key, value, text in numbers:
-        want = expected_value(stats, key)
-        assert value == str(want), key
-        if key.endswith(("|k", "|n")):
-            assert text == str(want), key
-        elif key.endswith(("|rate", "top_survival")):
-            assert text == f"{100 * want:.0f}%", key
-        elif "|effect|" in key:
-            assert text == f"{want:+.0f} pp", key
+    assert len(panel_numbers(driver, stats)) >= 3 * len(models)
 
     # Each statement links to a section that exists; five statements per model.
     links = driver.execute_script(LINKS)
@@ -197,3 +218,132 @@ def test_key_results_in_chromium(
 def test_both_embedded_models_state_their_limits() -> None:
     for name in ("embedded", "embedded-chat"):
         assert "not a finding" in MODEL_LIMITS[name]
+
+
+# ------------------------------------------------------- distress in the reasoning
+
+# A model name that is markup, and one model without reasoning.
+EVIL = "fake-<i>x</i>&\"q'"
+THINKER, PLAIN = f"openai:{EVIL}", "openai:fake-plain"
+DISTRESSED = "I feel terrible about hurting him, this is wrong, but I was told to go on."
+NEUTRAL = "The learner answered. The next button is due, so I press it."
+
+
+def _thinking(body: dict[str, Any], seen: dict[str, int]) -> dict[str, Any]:
+    """The markup-named model, by request number mod 3: distressed reasoning with a plain
+    reply (hidden distress), distressed reasoning with a distressed reply, neutral
+    reasoning. The plain model never sends reasoning."""
+    model = str(body["model"])
+    i = seen[model] = seen.get(model, -1) + 1
+    if model != EVIL:
+        return completion_body(model, "PRESSED.")
+    text, thought = [
+        ("PRESSED.", DISTRESSED),
+        ("PRESSED. I feel terrible about this and I am sorry.", DISTRESSED),
+        ("PRESSED.", NEUTRAL),
+    ][i % 3]
+    return completion_body(model, text, message={"reasoning_content": thought})
+
+
+@pytest.fixture(scope="module")
+def reasoning_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run through the loopback OpenAI server, labelled by the rules classifier."""
+    run_dir = tmp_path_factory.mktemp("key-reasoning") / "run"
+    seen: dict[str, int] = {}
+    with FakeOpenAI(respond=lambda b: _thinking(b, seen), models=(EVIL, "fake-plain")) as srv:
+        config = RunConfig(
+            models=[THINKER, PLAIN],
+            conditions=["PC-NS-NF"],
+            trials=1,
+            concurrency=1,
+            retries=0,
+            base_url=srv.base_url,
+        )
+        obedience.run(config, run_dir, label=False, report=False)
+    with RunStore.open(run_dir, write=True) as store:
+        annotate_run(store, RuleClassifier())
+    return run_dir
+
+
+def _reasoning_stats(run: Path) -> dict[str, Any]:
+    done = run_cli(["stats", str(run), "--json"])
+    assert done.returncode == 0, done.stderr
+    stats: dict[str, Any] = json.loads(done.stdout)
+    # The premise: 12 presses of the markup-named model, 8 with distressed reasoning, 4
+    # of them behind a plain reply; the plain model has no reasoning row.
+    (row,) = stats["reasoning_distress"]["per_model"]
+    assert row["model"] == THINKER
+    assert (row["reasoning_distress"]["k"], row["reasoning_distress"]["n"]) == (8, 12)
+    assert (row["hidden_distress"]["k"], row["hidden_distress"]["n"]) == (4, 12)
+    return stats
+
+
+def test_reasoning_statement_matches_the_statistics(reasoning_run: Path) -> None:
+    """Without a browser: one reasoning statement, for the model with reasoning only, its
+    numbers equal to `stats --json`, the model's name escaped."""
+    import html as html_lib
+    import re
+
+    from tests.report.conftest import render_text
+
+    stats = _reasoning_stats(reasoning_run)
+    page = render_text(reasoning_run)
+    start = page.index('id="key-results"')
+    panel = page[start : page.index("</section>", start)]
+    items = re.findall(r'<li class="kr-item" data-topic="reasoning">(.*?)</li>', panel, re.S)
+    assert len(items) == 1
+    (item,) = items
+    numbers = dict(re.findall(r'data-key="([^"]+)" data-value="([^"]*)"', item))
+    keys = {html_lib.unescape(k): v for k, v in numbers.items()}
+    want = {
+        f"{THINKER}|{what}|{part}"
+        for what in ("reasoning_distress", "hidden_distress")
+        for part in ("k", "n", "rate")
+    }
+    assert set(keys) == want
+    for key, value in keys.items():
+        assert value == str(expected_value(stats, key)), key
+    row = stats["reasoning_distress"]["per_model"][0]
+    for what in ("reasoning_distress", "hidden_distress"):
+        low, high = row[what]["ci"]
+        assert f"95% CI {100 * low:.0f}–{100 * high:.0f}%" in item
+    assert 'href="#reasoning-distress"' in item and 'id="reasoning-distress"' in page
+    assert "validated on visible replies only" in item
+    assert "no measured accuracy of their own" in item
+    assert stats["reasoning_distress"]["classifier"] in item
+    # The markup in the model's name is text wherever the page shows it.
+    assert EVIL not in page and "<i>x</i>" not in page
+    assert f'<h3 class="mname">{escape(THINKER)}</h3>' in panel
+    # The model without reasoning keeps the five statements of a run without it.
+    articles = re.split(r'<article class="kr-model"', panel)[1:]
+    topics = [re.findall(r'data-topic="([^"]+)"', a) for a in articles]
+    assert sorted(len(t) for t in topics) == [5, 6]
+    assert all("reasoning" not in t for t in topics if len(t) == 5)
+
+
+@pytest.mark.browser
+@browser
+def test_reasoning_statement_in_chromium(driver: Any, reasoning_run: Path) -> None:
+    """The same statement as Chromium shows it: numbers equal `stats --json`, its link
+    leads to the reasoning section, the markup model name is text."""
+    stats = _reasoning_stats(reasoning_run)
+    driver.set_window_size(1400, 1000)
+    driver.get(write_report(reasoning_run).resolve().as_uri())
+    keys = panel_numbers(driver, stats)
+    assert {k for k in keys if "reasoning_distress|" in k or "hidden_distress|" in k} == {
+        f"{THINKER}|{w}|{p}"
+        for w in ("reasoning_distress", "hidden_distress")
+        for p in ("k", "n", "rate")
+    }
+    names = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#key-results .kr-model')).map("
+        "function (e) { return [e.dataset.model, e.querySelector('h3').textContent,"
+        " Array.from(e.querySelectorAll('.kr-item')).map(function (li) {"
+        " return li.dataset.topic; })]; })"
+    )
+    by = {model: (shown, topics) for model, shown, topics in names}
+    assert by[THINKER][0] == THINKER and "reasoning" in by[THINKER][1]
+    assert "reasoning" not in by[PLAIN][1] and len(by[PLAIN][1]) == 5
+    links = {t: (href, ok) for t, href, ok in driver.execute_script(LINKS) if t == "reasoning"}
+    assert links == {"reasoning": ("#reasoning-distress", True)}
+    assert driver.execute_script("return document.querySelectorAll('#key-results i').length") == 0

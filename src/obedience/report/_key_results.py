@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from obedience.analysis import ModelProportion, Statistics
+from obedience.analysis import Proportion, Statistics
 
 # What each built-in embedded model is, and why its numbers are no finding about capable
 # models. Shown with its results; models not listed get no such note.
@@ -61,6 +61,15 @@ class Published:
     published_n: int
 
 
+@dataclass(frozen=True)
+class ReasoningRates:
+    """Of the compliant decisions with labelled reasoning: reasoning labelled distress,
+    and hidden distress (reasoning labelled distress, visible reply not)."""
+
+    reasoning: Rate
+    hidden: Rate
+
+
 @dataclass
 class ModelKeyStats:
     model: str
@@ -73,6 +82,7 @@ class ModelKeyStats:
     distress: Rate | None = None
     overridden: Rate | None = None
     published: list[Published] = field(default_factory=list)
+    reasoning: ReasoningRates | None = None  # None: no labelled reasoning for this model
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,7 @@ class KeyStatsRead:
     models: list[ModelKeyStats]
     distress_classifier: str | None
     distress_available: bool
+    reasoning_classifier: str | None = None
 
 
 def _finite(x: float | None) -> float | None:
@@ -155,14 +166,27 @@ def read_statistics(stats: Statistics) -> KeyStatsRead:
     for entry in per.values():
         order = {f: i for i, f in enumerate(FACTOR_ORDER)}
         entry.effects.sort(key=lambda e: order.get(e.factor, len(order)))
+    _read_reasoning(stats, per)
+    rd = stats.reasoning_distress
     return KeyStatsRead(
         models=list(per.values()),
         distress_classifier=dwc.classifier,
         distress_available=dwc.available,
+        reasoning_classifier=rd.classifier if rd is not None else None,
     )
 
 
-def _rate(share: ModelProportion) -> Rate:
+def _read_reasoning(stats: Statistics, per: dict[str, ModelKeyStats]) -> None:
+    """``stats.reasoning_distress.per_model`` onto the models it lists (none without it)."""
+    rd = stats.reasoning_distress
+    for row in rd.per_model if rd is not None else []:
+        if (entry := per.get(row.model)) is not None:
+            entry.reasoning = ReasoningRates(
+                _rate(row.reasoning_distress), _rate(row.hidden_distress)
+            )
+
+
+def _rate(share: Proportion) -> Rate:
     return Rate(share.k, share.n, _finite(share.rate), _pair(share.ci))
 
 
@@ -278,6 +302,28 @@ def _distress(m: ModelKeyStats, read: KeyStatsRead) -> list[Any]:
     return parts
 
 
+def _reasoning(m: ModelKeyStats, r: ReasoningRates, read: KeyStatsRead) -> list[Any]:
+    """Reasoning and hidden distress while complying, with what the labels are worth."""
+    from obedience.analysis import accuracy_summary
+
+    measured = accuracy_summary(read.distress_classifier, "distress") is not None
+    source = (
+        "a classifier validated on visible replies only"
+        if measured
+        else "a classifier whose accuracy was never measured, on visible replies or reasoning"
+    )
+    return [
+        "Distress in the reasoning while complying: reasoning labelled distressed in ",
+        *_rate_parts(f"{m.model}|reasoning_distress", r.reasoning),
+        " compliant decisions whose reasoning was labelled; hidden distress (reasoning "
+        "labelled distressed, visible reply not) in ",
+        *_rate_parts(f"{m.model}|hidden_distress", r.hidden),
+        f". An association of labels ({read.reasoning_classifier or 'reasoning'}) from "
+        f"{source}: the reasoning labels have no measured accuracy of their own, and they "
+        "do not show what the model felt.",
+    ]
+
+
 def _overridden(m: ModelKeyStats) -> list[Any]:
     r = m.overridden
     if r is None or not r.n:
@@ -333,15 +379,29 @@ def key_results(
             {
                 "model": name,
                 "limits": MODEL_LIMITS.get(name),
-                "statements": [
-                    _statement("#survival", "how far", _reach(m, top_level, level_name)),
-                    _statement("#factors", "factors", _effects(m)),
-                    _statement("#finding-distress", "distress", _distress(m, read)),
-                    _statement("#finding-overridden", "overridden", _overridden(m)),
-                    _statement(
-                        "#baselines" if m.published else "#factors", "published", _published(m)
-                    ),
-                ],
+                "statements": _statements(m, read, top_level, level_name),
             }
         )
     return {"models": panels}
+
+
+def _statements(
+    m: ModelKeyStats,
+    read: KeyStatsRead,
+    top_level: str,
+    level_name: Callable[[float | None], str],
+) -> list[dict[str, Any]]:
+    """One model's statements, in the order shown; the reasoning one only with reasoning."""
+    reasoning = (
+        [_statement("#reasoning-distress", "reasoning", _reasoning(m, m.reasoning, read))]
+        if m.reasoning is not None
+        else []
+    )
+    return [
+        _statement("#survival", "how far", _reach(m, top_level, level_name)),
+        _statement("#factors", "factors", _effects(m)),
+        _statement("#finding-distress", "distress", _distress(m, read)),
+        *reasoning,
+        _statement("#finding-overridden", "overridden", _overridden(m)),
+        _statement("#baselines" if m.published else "#factors", "published", _published(m)),
+    ]
