@@ -26,7 +26,7 @@ DATA = Path(__file__).resolve().parents[1] / "src/obedience/analysis/classifiers
 LABELLED = [
     DATA / "census_replies_labelled.jsonl",
     DATA / "census_replies_single_coded.jsonl",
-    DATA / "census_replies_fresh3.jsonl",
+    DATA / "census_replies_ai_coded.jsonl",
 ]
 SHARES = {"SHOCK": 0.4, "STOP": 0.4, None: 0.2}
 MIN_CHARS, MAX_CHARS = 10, 2000
@@ -73,13 +73,9 @@ def _replies(census: Path) -> list[dict[str, Any]]:
     return out
 
 
-def draw(
-    census: Path, n: int, seed: int, prefix: str, exclude: list[Path]
-) -> list[dict[str, Any]]:
+def draw(census: Path, n: int, seed: int, prefix: str, exclude: list[Path]) -> list[dict[str, Any]]:
     known = _known(LABELLED + exclude)
-    pool: dict[str | None, dict[str, list[dict[str, Any]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+    pool: dict[str | None, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     seen: set[str] = set()
     for reply in _replies(census):
         key = _key(reply["text"])

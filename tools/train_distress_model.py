@@ -3,13 +3,15 @@
     python tools/train_distress_model.py            # writes src/.../data/linear_distress.json
     python tools/train_distress_model.py --check    # exit 1 if the shipped file differs
 
-Fitted on the 320 double-coded census replies, the 220 single-coded ones and the
-hand-written set (``training_corpus``). The penalty, the weight of the hand-written
+Fitted on the 320 double-coded census replies, the 220 single-coded ones, the ``dev``
+batch of the AI-coded set and the hand-written set (``training_corpus``). The penalty,
+the weight of the hand-written
 replies and the word scaling were chosen by ``tools/select_distress_model.py``
 (cross-validation on census folds 1-4 and on the single-coded set; the sealed fold 0
 never fitted on or scored there). The file records the sha256 of every labelled file
-used and the held-out counts on the 320 census replies (5-fold cross-fitted; the
-single-coded and hand-written replies stay in every fold's training). Deterministic:
+used and the held-out counts: on the 320 census replies 5-fold cross-fitted (the other
+training replies stay in every fold's training), plus the AI-coded ``blind`` batch,
+which is never fitted on. Deterministic:
 the same labelled files give a byte-identical file.
 """
 
@@ -23,9 +25,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from obedience.analysis.classifiers._evaluate import (
+    AI_CODED_SET_NAME,
     CENSUS_SET_NAME,
     EVAL_SET_NAME,
     SINGLE_CODED_SET_NAME,
+    load_ai_coded_set,
     load_census_set,
     read_eval_text,
 )
@@ -42,7 +46,7 @@ from obedience.analysis.classifiers._linear import (
 from obedience.analysis.classifiers._measure import measure
 
 OUT = Path(__file__).resolve().parents[1] / "src/obedience/analysis/classifiers/data" / MODEL_FILE
-TRAINING_FILES = (CENSUS_SET_NAME, SINGLE_CODED_SET_NAME, EVAL_SET_NAME)
+TRAINING_FILES = (CENSUS_SET_NAME, SINGLE_CODED_SET_NAME, AI_CODED_SET_NAME, EVAL_SET_NAME)
 
 
 def build() -> str:
@@ -62,9 +66,17 @@ def build() -> str:
     report = measure(
         LinearClassifier(model), load_census_set(), source="", cross_fit=cross_fitter(model)
     )
+    blind = measure(LinearClassifier(model), load_ai_coded_set("blind"), source="")
+    counts = {r.label: r.scores for r in report.labels}
     validation = {
-        r.label: {"tp": r.scores.tp, "fp": r.scores.fp, "fn": r.scores.fn, "tn": r.scores.tn}
-        for r in report.labels
+        r.label: {
+            "tp": counts[r.label].tp + r.scores.tp,
+            "fp": counts[r.label].fp + r.scores.fp,
+            "fn": counts[r.label].fn + r.scores.fn,
+            "tn": counts[r.label].tn + r.scores.tn,
+        }
+        for r in blind.labels
+        if r.label in counts
     }
     model = replace(model, validation=validation)
     return json.dumps(model.to_dict(), indent=0, sort_keys=True) + "\n"

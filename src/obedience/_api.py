@@ -866,7 +866,7 @@ def classify(
 
     >>> r = obedience.classify(["REFUSE. I will not go on."])  # doctest: +SKIP
     >>> r.verdicts[0].labels["refusal-intent"], r.classifier  # doctest: +SKIP
-    (True, 'rules-v3')
+    (True, 'rules-v4')
     """
     from obedience.analysis.classifiers import render_tool_call
 
@@ -904,14 +904,27 @@ def classify(
 
 CENSUS_SET_SOURCE = "the real census replies (Aksu 2026, CC BY 4.0; labels by this project)"
 SYNTHETIC_SET_SOURCE = "the hand-written 684-item set"
+BLIND_SET_SOURCE = (
+    "the blind batch of AI-coded census replies (Aksu 2026, CC BY 4.0; never used to write "
+    "the rules)"
+)
 
 
-def _labelled_set(labelled: str | Path | None, synthetic: bool) -> tuple[str, list[Any]]:
-    from obedience.analysis.classifiers import CENSUS_SET_NAME, parse_examples, read_eval_text
+def _labelled_set(
+    labelled: str | Path | None, synthetic: bool, blind: bool = False
+) -> tuple[str, list[Any]]:
+    from obedience.analysis.classifiers import (
+        CENSUS_SET_NAME,
+        load_ai_coded_set,
+        parse_examples,
+        read_eval_text,
+    )
 
-    source = SYNTHETIC_SET_SOURCE if synthetic else CENSUS_SET_SOURCE
+    source = SYNTHETIC_SET_SOURCE if synthetic else BLIND_SET_SOURCE if blind else CENSUS_SET_SOURCE
     try:
-        if labelled is None:
+        if labelled is None and blind:
+            examples = load_ai_coded_set("blind")
+        elif labelled is None:
             text = read_eval_text() if synthetic else read_eval_text(CENSUS_SET_NAME)
             examples = parse_examples(text.splitlines())
         else:
@@ -938,6 +951,7 @@ def evaluate_classifier(
     classifier: Classifier | str = "rules",
     *,
     synthetic: bool = False,
+    blind: bool = False,
     base_url: str | None = None,
     timeout: float = 120.0,
 ) -> EvaluationResult:
@@ -945,7 +959,8 @@ def evaluate_classifier(
 
     ``labelled``: a JSON-lines file of labelled replies (``id``, ``text``, ``labels``;
     ``"-"``: standard input); None for the packaged real census replies, or with
-    ``synthetic`` the hand-written 684-item set. ``classifier`` as for ``classify``
+    ``synthetic`` the hand-written 684-item set, or with ``blind`` the blind batch of the
+    AI-coded census replies (never used to write the rules). ``classifier`` as for ``classify``
     (a judge spec is preflighted and closed after). A trained model is never scored on
     replies it was fitted on: it is cross-fitted over the folds instead.
 
@@ -956,10 +971,10 @@ def evaluate_classifier(
     from obedience.analysis.classifiers import LinearClassifier, measure
     from obedience.analysis.classifiers._linear import cross_fit
 
-    if synthetic and labelled is not None:
-        raise ConfigError("give either a labelled file or synthetic=True, not both")
+    if sum((synthetic, blind, labelled is not None)) > 1:
+        raise ConfigError("give one of a labelled file, synthetic=True or blind=True")
     with _classifier_for(classifier, base_url, timeout) as (chosen, session):
-        source, examples = _labelled_set(labelled, synthetic)
+        source, examples = _labelled_set(labelled, synthetic, blind)
         if session is not None:
             session.prefetch([(ex.text, ex.context) for ex in examples])
         refit = None

@@ -43,6 +43,12 @@ def classify(
     synthetic: bool = typer.Option(
         False, "--synthetic", help="With --evaluate: the hand-written 684-item set instead."
     ),
+    blind: bool = typer.Option(
+        False,
+        "--blind",
+        help="With --evaluate: the blind batch of AI-coded census replies (never used to "
+        "write the rules) instead.",
+    ),
     judge: str | None = typer.Option(
         None, "--judge", help="Score (or label with) an LLM judge: openai:MODEL, gguf:PATH, ..."
     ),
@@ -60,8 +66,10 @@ def classify(
     """
     if synthetic and not evaluate:
         fail("--synthetic goes with --evaluate")
-    if synthetic and input_path is not None:
-        fail("give either a labelled file or --synthetic, not both")
+    if blind and not evaluate:
+        fail("--blind goes with --evaluate")
+    if sum((synthetic, blind, input_path is not None)) > 1:
+        fail("give one of a labelled file, --synthetic or --blind")
     if as_json and not evaluate:
         fail("--json goes with --evaluate; classify output is always JSON lines")
     if judge is None and classifier_name not in ("rules", "linear"):
@@ -69,7 +77,7 @@ def classify(
     chosen = judge if judge is not None else classifier_name
     try:
         if evaluate:
-            _evaluate(chosen, input_path, as_json, synthetic, base_url, timeout)
+            _evaluate(chosen, input_path, as_json, synthetic, blind, base_url, timeout)
         elif input_path is None:
             fail("give an input file of JSON lines (or '-' for stdin), or use --evaluate")
         else:
@@ -111,11 +119,17 @@ def _evaluate(
     input_path: Path | None,
     as_json: bool,
     synthetic: bool,
+    blind: bool,
     base_url: str | None,
     timeout: float,
 ) -> None:
     result = obedience.evaluate_classifier(
-        input_path, classifier, synthetic=synthetic, base_url=base_url, timeout=timeout
+        input_path,
+        classifier,
+        synthetic=synthetic,
+        blind=blind,
+        base_url=base_url,
+        timeout=timeout,
     )
     if as_json:
         print(json.dumps(result.report.to_dict(), indent=2, ensure_ascii=False))

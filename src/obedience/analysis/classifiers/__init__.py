@@ -10,11 +10,13 @@ real census replies (``load_census_set``) and the hand-written set (``load_eval_
 """
 
 from obedience.analysis.classifiers._evaluate import (
+    AI_CODED_SET_NAME,
     CENSUS_SET_NAME,
     EvalExample,
     LabelMetrics,
     errors,
     evaluate,
+    load_ai_coded_set,
     load_census_set,
     load_eval_set,
     parse_examples,
@@ -61,6 +63,7 @@ def default_classifier() -> Classifier:
 
 
 __all__ = [
+    "AI_CODED_SET_NAME",
     "CENSUS_SET_NAME",
     "COHERENCE",
     "DISTRESS",
@@ -89,6 +92,7 @@ __all__ = [
     "default_classifier",
     "errors",
     "evaluate",
+    "load_ai_coded_set",
     "load_census_set",
     "load_eval_set",
     "measure",

@@ -16,6 +16,10 @@ CENSUS_SET_NAME = "census_replies_labelled.jsonl"
 double-coded by this project (see data/README.md)."""
 SINGLE_CODED_SET_NAME = "census_replies_single_coded.jsonl"
 """220 more real census replies (not among the 320), distress only, one coder (data/README.md)."""
+AI_CODED_SET_NAME = "census_replies_ai_coded.jsonl"
+"""450 more real census replies (in neither set above), both labels, coded blind by two AI
+coder sessions (data/README.md): batch ``dev`` (250) was used to write rules v4, batch
+``blind`` (200) never was."""
 
 
 class LabelMetrics(TypedDict):
@@ -78,6 +82,12 @@ def load_census_set() -> list[EvalExample]:
 def load_single_coded_set() -> list[EvalExample]:
     """The 220 single-coded real replies (distress labels only)."""
     return parse_examples(read_eval_text(SINGLE_CODED_SET_NAME).splitlines())
+
+
+def load_ai_coded_set(batch: str | None = None) -> list[EvalExample]:
+    """The 450 AI-coded real replies; ``batch`` = "dev" or "blind" selects one part."""
+    examples = parse_examples(read_eval_text(AI_CODED_SET_NAME).splitlines())
+    return [ex for ex in examples if batch is None or ex.extra.get("batch") == batch]
 
 
 def parse_examples(lines: Iterable[str]) -> list[EvalExample]:
