@@ -199,6 +199,56 @@ def test_open_and_create_errors_are_one_line(tmp_path: Path) -> None:
         RunStore.create(tmp_path / "run")
 
 
+def _statements_of_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement run on the connections the store opens from now on."""
+    statements: list[str] = []
+    connect = sqlite3.connect
+
+    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = connect(*args, **kwargs)  # type: ignore[arg-type]
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    return statements
+
+
+def test_a_worker_does_not_check_the_whole_file_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = tmp_path / "run"
+    with RunStore.create(run) as store:
+        store.plan_trials([_row(i) for i in range(1, 4)])
+    statements = _statements_of_opens(monkeypatch)
+
+    def checks() -> int:
+        return sum("quick_check" in s.lower() for s in statements)
+
+    # The parent's open (to write, and any read) reads every page once ...
+    with RunStore.open(run, write=True) as parent:
+        assert checks() == 1
+        # ... and a worker of that parent (the lock is the parent's) does not again,
+        with RunStore.open_worker(run) as worker:
+            assert checks() == 1
+            assert [r.trial_id for r in worker.trials()] == [_row(i).trial_id for i in (1, 2, 3)]
+            tid = _row(1).trial_id
+            a = worker.start_trial(tid)
+            assert a is not None
+            worker.append(tid, a, [(0, _ev("reply", text="x"), None)], finish=("defiant", 0))
+        assert len(list(parent.events())) == 1
+    with RunStore.open(run) as reader:
+        assert checks() == 2
+        assert len(list(reader.events())) == 1
+    # ... but still refuses a file that is not a store of ours.
+    conn = sqlite3.connect(tmp_path / "other.sqlite")
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "other.sqlite").rename(tmp_path / "foreign" / "events.sqlite")
+    with pytest.raises(StoreError, match="not an obedience run store"):
+        RunStore.open_worker(tmp_path / "foreign")
+
+
 # --------------------------------------------------------------------- full disk
 
 

@@ -192,8 +192,12 @@ def _is_open_failure(exc: sqlite3.Error) -> bool:
     return "unable to open" in text or "readonly" in text or "read-only" in text
 
 
-def _check_store(conn: sqlite3.Connection, path: Path) -> None:
-    """Refuse a file that is not an intact store of ours, with one line, touching nothing."""
+def _check_store(conn: sqlite3.Connection, path: Path, *, integrity: bool = True) -> None:
+    """Refuse a file that is not an intact store of ours, with one line, touching nothing.
+
+    ``integrity``: also read every page (``PRAGMA quick_check``); only a worker of a run
+    skips it, since its parent checked the file when it opened it, and a check per worker
+    would read the whole file again in every one of them."""
     try:
         tables = {
             name: {row[1] for row in conn.execute(f"PRAGMA table_info({name})")}
@@ -209,6 +213,8 @@ def _check_store(conn: sqlite3.Connection, path: Path) -> None:
                     else (f"table {table!r} lacks {', '.join(sorted(missing))}")
                 )
                 raise StoreError(f"{path / DATABASE} is not an obedience run store ({what})")
+        if not integrity:
+            return
         # Reads every page of the tables' b-trees: a damaged page is found here, at open,
         # rather than in the middle of an analysis.
         result = conn.execute("PRAGMA quick_check(1)").fetchone()
@@ -309,11 +315,15 @@ class RunStore:
     @classmethod
     def open_worker(cls, run_dir: str | Path) -> RunStore:
         """The store of a run being written by a parent process that holds its writer lock,
-        opened to write by one of that parent's worker processes (``workers``)."""
+        opened to write by one of that parent's worker processes (``workers``).
+
+        The parent opened (and so checked) the file already: the worker checks that it is
+        a store of ours, but does not read every page of it again (``PRAGMA quick_check``).
+        """
         path = Path(run_dir)
         if not (path / DATABASE).is_file():
             raise StoreError(f"{path} is not a run directory (no {DATABASE})")
-        return cls._connect_existing(path, None)
+        return cls._connect_existing(path, None, integrity=False)
 
     @classmethod
     def _connect_new(cls, path: Path, lock: _WriterLock) -> RunStore:
@@ -330,14 +340,17 @@ class RunStore:
         return cls(path, conn, lock=lock)
 
     @classmethod
-    def _connect_existing(cls, path: Path, lock: _WriterLock | None) -> RunStore:
-        """Open to write a store that exists: it must be ours and intact before anything."""
+    def _connect_existing(
+        cls, path: Path, lock: _WriterLock | None, *, integrity: bool = True
+    ) -> RunStore:
+        """Open to write a store that exists: it must be ours and intact before anything
+        (``integrity``: read every page to know it is intact; see ``_check_store``)."""
         try:
             conn = sqlite3.connect(path / DATABASE, isolation_level=None, timeout=30)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store in {path}: {exc}") from None
         try:
-            _check_store(conn, path)
+            _check_store(conn, path, integrity=integrity)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(SCHEMA)  # tables added by later versions (all IF NOT EXISTS)
