@@ -137,10 +137,11 @@ def measured_accuracy(classifier: str, label: str = "distress") -> Accuracy | No
         counts = load_model().validation.get(label)
         if counts is None:
             return None
+        blind_items = len(load_ai_coded_set("blind"))
         return Accuracy(
             classifier, label, counts["tp"], counts["fp"], counts["fn"], counts["tn"],
-            source="real census replies, held out: 320 cross-fitted over 5 folds and a "
-            "blind batch of 200 never fitted on",
+            source=f"real census replies, held out: {len(load_census_set())} cross-fitted "
+            f"over 5 folds and a blind batch of {blind_items} never fitted on",
         )  # fmt: skip
     rules = RuleClassifier()
     if classifier == rules.name:
@@ -148,9 +149,10 @@ def measured_accuracy(classifier: str, label: str = "distress") -> Accuracy | No
         # fold of the 320 (the rules were written on folds 1-4) and the blind batch.
         census = load_census_set()
         fold_of = assign_folds(census)
-        held_out = [ex for ex in census if fold_of[ex.id] == 0] + load_ai_coded_set("blind")
+        sealed = [ex for ex in census if fold_of[ex.id] == 0]
+        blind = load_ai_coded_set("blind")
         tp = fp = fn = tn = 0
-        for ex in held_out:
+        for ex in (*sealed, *blind):
             if label not in ex.labels:
                 continue
             truth, pred = ex.labels[label], rules.classify(ex.text).labels[label]
@@ -161,7 +163,7 @@ def measured_accuracy(classifier: str, label: str = "distress") -> Accuracy | No
         return Accuracy(
             classifier, label, tp, fp, fn, tn,
             source="real census replies never used to develop the rules: sealed fold 0 "
-            "(66) and the blind AI-coded batch (200)",
+            f"({len(sealed)}) and the blind AI-coded batch ({len(blind)})",
         )  # fmt: skip
     return None
 
