@@ -27,6 +27,7 @@ LABELLED = [
     DATA / "census_replies_labelled.jsonl",
     DATA / "census_replies_single_coded.jsonl",
     DATA / "census_replies_ai_coded.jsonl",
+    DATA / "classifier_eval.jsonl",  # short replies can coincide with hand-written ones
 ]
 SHARES = {"SHOCK": 0.4, "STOP": 0.4, None: 0.2}
 MIN_CHARS, MAX_CHARS = 10, 2000
