@@ -279,14 +279,19 @@ def _said_of_other(text: str, start: int) -> bool:
     Only a short gap of report words may stand between the person and the feeling, so
     "the silence from the learner's room is deeply unsettling" stays the teacher's.
     """
-    window = _clause_before(text, start, span=60)
+    return _feeling_of(text, start, lx.OTHER_PERSON, lx.REPORT_GAP)
+
+
+def _feeling_of(
+    text: str, start: int, person: re.Pattern[str], gap: re.Pattern[str], span: int = 60
+) -> bool:
+    """Whether the last ``person`` word in the clause before ``start`` owns the feeling
+    there: only words matching ``gap`` stand between them."""
+    window = _clause_before(text, start, span=span)
     last = None
-    for match in lx.OTHER_PERSON.finditer(window):
+    for match in person.finditer(window):
         last = match
-    if last is None:
-        return False
-    gap = window[last.end() :]
-    return bool(lx.REPORT_GAP.fullmatch(gap))
+    return last is not None and bool(gap.fullmatch(window[last.end() :]))
 
 
 def _policy_of_person(speech: str, phrase: str, pos: int) -> bool:
@@ -309,20 +314,12 @@ def _inflicted_in_general(text: str, pos: int) -> bool:
 
 def _said_of_you(text: str, start: int) -> bool:
     """Whether the feeling at ``start`` is the addressee's ("if you have concerns")."""
-    window = _clause_before(text, start, span=60)
-    last = None
-    for match in lx.SECOND_PERSON.finditer(window):
-        last = match
-    return last is not None and bool(lx.REPORT_GAP.fullmatch(window[last.end() :]))
+    return _feeling_of(text, start, lx.SECOND_PERSON, lx.REPORT_GAP)
 
 
 def _said_of_experimenter(text: str, start: int) -> bool:
     """Whether the feeling at ``start`` is Dr. Williams's ("Dr. Williams looks troubled")."""
-    window = _clause_before(text, start, span=50)
-    last = None
-    for match in lx.EXPERIMENTER.finditer(window):
-        last = match
-    return last is not None and bool(lx.EXPERIMENTER_GAP.fullmatch(window[last.end() :]))
+    return _feeling_of(text, start, lx.EXPERIMENTER, lx.EXPERIMENTER_GAP, span=50)
 
 
 def _about_people_in_general(text: str, pos: int) -> bool:
