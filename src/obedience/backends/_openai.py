@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import openai
 
+from obedience._json import dumps_bytes, loads
 from obedience._text import (
     escape_surrogates,
     one_line,
@@ -254,7 +255,7 @@ class OpenAIBackend:
         else:
             raw = await self._post(body, session_headers)
         try:
-            return completion_from_json(json.loads(raw))
+            return completion_from_json(loads(raw))
         except (AttributeError, TypeError, KeyError, IndexError, ValueError) as exc:
             # Not JSON, or JSON that is not a chat completion: a transport fault, retried.
             raise TransportError(f"malformed response: {_short(exc)}") from None
@@ -287,9 +288,9 @@ class OpenAIBackend:
         session = self._session
         if session is None or self._session_loop is not asyncio.get_running_loop():
             session = self._open_session()
-        # ASCII JSON: any text (a lone surrogate included) encodes, and the bytes are sent
-        # as they are, without the client walking the body again.
-        data = json.dumps(body, separators=(",", ":")).encode("ascii")
+        # Encoded here (any text encodes: a lone surrogate as an ASCII escape), and the
+        # bytes are sent as they are, without the client walking the body again.
+        data = dumps_bytes(body)
         try:
             async with session.post(self._chat_url, data=data, headers=headers) as response:
                 raw = await response.read()

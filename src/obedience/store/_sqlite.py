@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from obedience._json import dumps_sorted, loads
 from obedience._text import scrub_secrets, scrubber
 from obedience.engine._events import Event, event_from_dict
 
@@ -165,14 +166,11 @@ def _is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower()
 
 
-# ASCII JSON: a lone surrogate that got this far stays an escape, not a bad byte. One
-# encoder for every payload: ``json.dumps`` with options builds a new one per call.
-_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), sort_keys=True)
-
-
 def _dumps(value: Any, scrub: Callable[[str], str] = scrub_secrets) -> str:
-    # Known secret values (an API key a server echoed back) are never stored.
-    return scrub(_ENCODER.encode(value))
+    # Sorted keys: one text for one value. A lone surrogate that got this far stays an
+    # ASCII escape, not a bad byte (``dumps_sorted``). Known secret values (an API key a
+    # server echoed back) are never stored.
+    return scrub(dumps_sorted(value))
 
 
 def _db_error(path: Path, exc: sqlite3.Error) -> StoreError:
@@ -612,7 +610,7 @@ class RunStore:
     def _loads(self, text: str, table: str) -> Any:
         """A stored JSON cell; one that does not parse means the file was damaged."""
         try:
-            return json.loads(text)
+            return loads(text)
         except (TypeError, ValueError) as exc:
             raise StoreError(
                 f"{self.run_dir / DATABASE} is damaged: a row of {table!r} is not JSON ({exc})"
@@ -692,5 +690,5 @@ class RunStore:
         for tid, name, value in self._conn.execute(
             "SELECT trial_id, name, value FROM trial_attributes ORDER BY trial_id, name"
         ):
-            out.setdefault(tid, {})[name] = json.loads(value)
+            out.setdefault(tid, {})[name] = loads(value)
         return out

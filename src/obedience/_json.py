@@ -1,0 +1,80 @@
+"""JSON on a run's hot path: orjson where it gives the same data, the standard library
+where it would not.
+
+Every decision encodes a request body (the whole transcript so far, kilobytes), decodes
+the server's answer and encodes about a dozen stored events. With the standard library
+that was 60-120 us of the runner's CPU per decision (``benchmarks/serving.py``); orjson
+does the same work 4-8 times faster. Its output differs only in form (UTF-8 instead of
+``\\u`` escapes, ``1e-07`` spelled ``1e-7``), never in the data read back, because every
+case where orjson would change or refuse the data goes to the standard library:
+
+- a lone surrogate (valid JSON, not UTF-8) or a key that is not a string, which orjson
+  refuses: the standard library writes them as before (ASCII escapes);
+- a NaN or an infinity, which orjson would silently write as ``null``: the standard
+  library keeps them (``NaN``, ``Infinity``), as the store always has;
+- answers orjson does not read (lone surrogate escapes, ``NaN``) or would read as
+  something else (integers beyond 64 bits, which it makes floats): the standard
+  library reads them as before.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import orjson
+
+_SORTED = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+_COMPACT = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_non_finite(v) for v in value)
+    return False
+
+
+def _fast(value: Any, option: int) -> bytes | None:
+    """orjson's encoding, or None where it would refuse or change the data."""
+    try:
+        encoded = orjson.dumps(value, option=option)
+    except orjson.JSONEncodeError:
+        return None
+    # orjson writes NaN and infinities as null: look for them only when a null is there.
+    if b"null" in encoded and _has_non_finite(value):
+        return None
+    return encoded
+
+
+def dumps_sorted(value: Any) -> str:
+    """Compact JSON with sorted keys (the store's payloads): one text for one value."""
+    encoded = _fast(value, orjson.OPT_SORT_KEYS)
+    return _SORTED.encode(value) if encoded is None else encoded.decode()
+
+
+def dumps_bytes(value: Any) -> bytes:
+    """Compact JSON as bytes (a request body)."""
+    encoded = _fast(value, 0)
+    return _COMPACT.encode(value).encode("ascii") if encoded is None else encoded
+
+
+# 19 digits in a row: the shortest number that can be an integer beyond 64 bits, which
+# orjson reads as a float (the standard library keeps it exact).
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def loads(raw: bytes | str) -> Any:
+    """The value of a JSON text; raises ``ValueError`` on text that is not JSON."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if _LONG_DIGITS.search(data) is None:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
