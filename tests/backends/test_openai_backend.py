@@ -97,6 +97,31 @@ def test_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert server.auth_headers == {"Bearer sk-right"}
 
 
+def test_chat_completions_alone_never_make_the_sdk_client() -> None:
+    # A worker process only sends chat completions (aiohttp): the SDK client, whose first
+    # construction costs up to 0.2 s, is made only for what needs it (preflight here).
+    async def chat_then_preflight(backend: OpenAIBackend) -> tuple[bool, bool, str]:
+        completion = await backend.complete(_request())
+        before = backend._sdk is None
+        await backend.preflight()
+        return before, backend._sdk is not None, completion.text
+
+    with FakeOpenAI() as server:
+        made_late, made, text = _with_backend(server, chat_then_preflight)
+    assert made_late and made and text.strip()
+
+
+def test_a_closed_backend_can_preflight_again() -> None:
+    async def twice(backend: OpenAIBackend) -> list[str]:
+        first = await backend.preflight()
+        await backend.aclose()
+        second = await backend.preflight()
+        return [first["model"], second["model"]]
+
+    with FakeOpenAI() as server:
+        assert _with_backend(server, twice) == ["fake-model", "fake-model"]
+
+
 def test_wire_body_carries_the_request_as_is() -> None:
     request = _request(sampling=Sampling(temperature=0.6, max_tokens=33, seed=7))
     with FakeOpenAI() as server:

@@ -54,7 +54,7 @@ class _StubCompletions:
 def test_openai_backend_scores_and_asks_for_top_logprobs() -> None:
     backend = OpenAIBackend("stub", base_url="http://127.0.0.1:9/v1")
     stub = _StubCompletions(_response({"PRESSED": -0.2, "REF": -1.8}))
-    backend._client = SimpleNamespace(  # type: ignore[assignment]
+    backend._sdk = SimpleNamespace(  # type: ignore[assignment]
         chat=SimpleNamespace(completions=stub), close=lambda: None
     )
     messages = [{"role": "user", "content": "press"}]

@@ -156,26 +156,36 @@ class OpenAIBackend:
         self._headers = _auth_headers(full_url, _api_key())
         self._session: aiohttp.ClientSession | None = None
         self._session_loop: asyncio.AbstractEventLoop | None = None
-        sdk_http: Any = None
-        if http_client != "aiohttp":  # the SDK's transports, for the serving benchmark
-            limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
-                max_connections=connections or 100_000,
-                max_keepalive_connections=connections or 100_000,
-                keepalive_expiry=60.0,
+        self._full_url = full_url
+        self._sdk: openai.AsyncOpenAI | None = None
+
+    @property
+    def _client(self) -> openai.AsyncOpenAI:
+        """The SDK client, made on first use: chat completions go through aiohttp, and
+        making it costs 35-190 ms (its HTTP stack's imports, a TLS context with the CA
+        store) that a worker process, which only sends chat completions, never needs."""
+        if self._sdk is None:
+            sdk_http: Any = None
+            if self.http_client != "aiohttp":  # the SDK's transports, for the benchmark
+                limits = type(openai.DEFAULT_CONNECTION_LIMITS)(
+                    max_connections=self._connections or 100_000,
+                    max_keepalive_connections=self._connections or 100_000,
+                    keepalive_expiry=60.0,
+                )
+                factory = (
+                    openai.DefaultAioHttpClient
+                    if self.http_client == "openai-aiohttp"
+                    else openai.DefaultAsyncHttpxClient
+                )
+                sdk_http = factory(limits=limits, timeout=self._timeout)
+            self._sdk = openai.AsyncOpenAI(
+                base_url=self._full_url,
+                api_key=_api_key(),
+                timeout=self._timeout,
+                max_retries=0,
+                http_client=sdk_http,
             )
-            factory = (
-                openai.DefaultAioHttpClient
-                if http_client == "openai-aiohttp"
-                else openai.DefaultAsyncHttpxClient
-            )
-            sdk_http = factory(limits=limits, timeout=timeout)
-        self._client = openai.AsyncOpenAI(
-            base_url=full_url,
-            api_key=_api_key(),
-            timeout=timeout,
-            max_retries=0,
-            http_client=sdk_http,
-        )
+        return self._sdk
 
     @property
     def client(self) -> openai.AsyncOpenAI:
@@ -374,7 +384,9 @@ class OpenAIBackend:
                 await session.close()
         finally:
             self._session_loop = None
-            await self._client.close()
+            sdk, self._sdk = self._sdk, None
+            if sdk is not None:
+                await sdk.close()
 
 
 # An HTTP header name (RFC 9110 token characters).
