@@ -12,6 +12,10 @@ case where orjson would change or refuse the data goes to the standard library:
   refuses: the standard library writes them as before (ASCII escapes);
 - a NaN or an infinity, which orjson would silently write as ``null``: the standard
   library keeps them (``NaN``, ``Infinity``), as the store always has;
+- a datetime, a dataclass or a subclass of a JSON type, which the standard library
+  refuses or writes its own way: it still does (a value that is not JSON fails the
+  write, as before; only a UUID or an Enum member, which orjson writes as text or its
+  value, is stored where the standard library would refuse it);
 - answers orjson does not read (lone surrogate escapes, ``NaN``) or would read as
   something else (integers beyond 64 bits, which it makes floats): the standard
   library reads them as before.
@@ -53,10 +57,19 @@ def _has_non_finite(value: Any) -> bool:
     return False
 
 
+# Values the standard library refuses (datetimes, dataclasses) or writes its own way
+# (subclasses of str, int, dict and list) go to it: orjson would write them silently.
+_AS_BEFORE = (
+    orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
 def _fast(value: Any, option: int) -> bytes | None:
     """orjson's encoding, or None where it would refuse or change the data."""
     try:
-        encoded = orjson.dumps(value, option=option)
+        encoded = orjson.dumps(value, option=option | _AS_BEFORE)
     except orjson.JSONEncodeError:
         return None
     # orjson writes NaN and infinities as null: look for them only when a null is there.

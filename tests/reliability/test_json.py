@@ -78,6 +78,33 @@ def test_what_orjson_would_refuse_or_change_is_written_as_before(value: Any, tex
     assert dumps_sorted(value) == text
 
 
+def test_a_value_that_is_not_json_is_refused_as_before() -> None:
+    import dataclasses
+    import datetime
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    for value in ({"when": datetime.datetime(2026, 12, 3)}, [Point(1)], {"s": {1, 2}}):
+        with pytest.raises(TypeError, match="JSON"):
+            dumps_sorted(value)
+        with pytest.raises(TypeError, match="JSON"):
+            dumps_bytes(value)
+
+
+def test_subclasses_are_written_as_the_standard_library_writes_them() -> None:
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    class Tag(enum.StrEnum):
+        A = "a"
+
+    assert dumps_sorted({"l": Level.HIGH, "t": Tag.A}) == _stdlib_sorted({"l": 3, "t": "a"})
+
+
 def test_ordinary_values_are_utf8_with_sorted_keys() -> None:
     assert dumps_sorted({"b": "é", "a": [1, 2.5, None]}) == '{"a":[1,2.5,null],"b":"é"}'
     assert dumps_bytes({"b": "é", "a": True}) == '{"b":"é","a":true}'.encode()
