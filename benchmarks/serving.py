@@ -1,7 +1,7 @@
 """Serving throughput: the runner against an OpenAI-compatible server with fixed latency.
 
 A loopback server (tests/helpers/fake_openai.py) answers every chat completion after
-exactly LATENCY seconds. It runs in ``--servers`` processes sharing one port
+exactly LATENCY seconds. It runs in ``--servers`` processes (4 by default) sharing one port
 (SO_REUSEPORT), apart from the runner, so it does not share the runner's GIL, and lean
 (``--lean``: one prepared answer, request bodies not parsed), so it takes little of the
 CPU the runner shares with it. With
@@ -21,9 +21,11 @@ Cells (trials all start at once, so CONCURRENCY trials are in flight):
 * ``c10000_5s``:  10,000 trials in flight at 5 s, defiant (6 decisions).
 
 The server's own ceiling is printed from the CPU time each server process used per
-request it served. ``--compare`` also runs the 32 and 256 cells with the openai SDK's
-transports (``openai-aiohttp``: the SDK's ``DefaultAioHttpClient``; ``openai-httpx``: its
-default httpx pool), side by side with the backend's direct aiohttp session.
+request it served, and so is the number of connections its listen queues dropped during
+the cell (Linux; it should be 0: a dropped connection is retried a second later).
+``--compare`` also runs the 32 and 256 cells with the openai SDK's transports
+(``openai-aiohttp``: the SDK's ``DefaultAioHttpClient``; ``openai-httpx``: its default
+httpx pool), side by side with the backend's direct aiohttp session.
 
 Each cell runs with one runner process and with ``workers`` processes (``--workers``,
 default ``1,<cores>``; the run's ``workers`` setting), side by side.
@@ -107,6 +109,21 @@ def start_servers(cell: Cell, processes: int) -> tuple[list[subprocess.Popen[str
         assert proc.stdout is not None
         proc.stdout.readline()
     return procs, f"http://127.0.0.1:{port}/v1"
+
+
+def listen_overflows() -> int | None:
+    """The kernel's count of connections dropped because a listen queue was full (Linux's
+    TcpExt ListenOverflows; None where it cannot be read). A dropped connection costs the
+    client a retransmit a second later: the server's limit, not the runner's."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
+            return int(table["ListenOverflows"]) if "ListenOverflows" in table else None
+    return None
 
 
 def stop_servers(procs: list[subprocess.Popen[str]]) -> tuple[int, float]:
@@ -210,6 +227,7 @@ def measure(
     name: str, cell: Cell, args: argparse.Namespace, client: str, workers: int
 ) -> dict[str, Any]:
     procs, base_url = start_servers(cell, args.servers)
+    overflows = listen_overflows()
     try:
         cmd = [sys.executable, __file__, "--child", name, "--base-url", base_url,
                "--client", client, "--workers", str(workers)]  # fmt: skip
@@ -220,6 +238,8 @@ def measure(
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     finally:
         served, server_cpu = stop_servers(procs)
+        after = listen_overflows()
+        dropped = None if overflows is None or after is None else after - overflows
     if done.returncode != 0 or not done.stdout.strip():
         raise SystemExit(f"{name} ({client}) failed:\n{done.stderr[-3000:]}")
     if args.profile == name:
@@ -234,6 +254,7 @@ def measure(
         runner_us=1e6 * result["cpu"] / max(1, result["decisions"]),
         server_us=1e6 * server_cpu / max(1, served),
         served=served,
+        dropped=dropped,
     )
     return result
 
@@ -249,7 +270,8 @@ def describe(
         f"{r['rate']:7.1f}/s of ideal {r['ideal']:6.0f}/s = {r['ratio']:.3f}; "
         f"runner {r['runner_us']:4.0f} us CPU/decision, peak RSS {r['rss_mb']:6.0f} MB; "
         f"server {r['server_us']:4.0f} us CPU/request (ceiling ~{ceiling:,.0f}/s on "
-        f"{servers} free cores); errors {r['errors']}"
+        f"{servers} free cores); errors {r['errors']}; connections the server's listen "
+        f"queues dropped: {'?' if r['dropped'] is None else r['dropped']}"
     )
 
 
@@ -265,7 +287,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter cells (CI-ish)")
     parser.add_argument("--compare", action="store_true", help="also time the SDK transports")
     parser.add_argument("--cells", default=",".join(CELLS), help="comma-separated cell names")
-    parser.add_argument("--servers", type=int, default=2, help="fake server processes")
+    # Four: each process's listen queue holds at most net.core.somaxconn (4,096 here)
+    # connections, and 10,000 trials open theirs at once; with two processes the queues
+    # overflowed (hundreds of connections dropped per run, each retried a second later).
+    parser.add_argument("--servers", type=int, default=4, help="fake server processes")
     parser.add_argument("--profile", default=None, help="print a cProfile of this cell")
     parser.add_argument(
         "--workers",
