@@ -21,6 +21,7 @@ trials in flight are left unfinished, and ``resume`` completes them.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import hashlib
@@ -504,23 +505,34 @@ def _interleaved(slots: list[asyncio.Queue[TrialRow]]) -> list[asyncio.Queue[Tri
 
 
 class _GroupCommit:
-    """Commits the events of every reply handled in one turn of the event loop together.
+    """Commits the events of every reply handled in one turn of the event loop together,
+    in a writer thread of its own.
 
     At many trials in flight the replies come back in bursts; a commit per reply would
     write the WAL once per reply while the other replies wait. Each trial hands its new
     events over after every reply and goes on at once; the first hand-over of a turn
     schedules one commit for the next turn (``call_soon``), which takes everything handed
-    over meanwhile. A trial's last events are awaited (``durable``): ``run_trial`` returns
-    only once its trial is stored as finished. A failed commit (a full disk) is reported
-    to ``on_error`` and to every waiter; the run stops.
+    over meanwhile. The commit runs in one writer thread (SQLite lets go of the GIL while
+    it writes), so the event loop goes on sending requests and reading replies meanwhile,
+    and does not stop while another worker process holds the write lock; what is handed
+    over during a commit goes in the next one, in order. A trial's last events are
+    awaited (``durable``): ``run_trial`` returns only once its trial is stored as
+    finished. A failed commit (a full disk) is reported to ``on_error`` and to every
+    waiter; the run stops. ``close`` commits what is left and ends the thread.
     """
 
     def __init__(self, store: RunStore, on_error: Callable[[Exception], None]) -> None:
         self.store = store
         self.on_error = on_error
         self._pending: list[Appended] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[None]] = []  # for what is pending now
         self._scheduled = False
+        # The commit in the writer thread, and the waiters for what it holds.
+        self._writing: concurrent.futures.Future[None] | None = None
+        self._writing_waiters: list[asyncio.Future[None]] = []
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="obedience-store"
+        )
         # Set by the first failed commit: nothing more is stored in this run, so no trial
         # keeps later events after a lost batch (a gap); ``resume`` reruns them all.
         self.failed: Exception | None = None
@@ -529,39 +541,88 @@ class _GroupCommit:
         if self.failed is not None:
             return
         self._pending.append(item)
-        if not self._scheduled:
+        if not self._scheduled and self._writing is None:
             self._scheduled = True
-            asyncio.get_running_loop().call_soon(self.commit)
+            asyncio.get_running_loop().call_soon(self._start)
 
     async def durable(self) -> None:
         """Wait until everything handed over so far is committed."""
         if self.failed is not None:
             raise self.failed
-        if not self._pending:
+        if self._pending:
+            waiters = self._waiters
+        elif self._writing is not None:
+            waiters = self._writing_waiters
+        else:
             return
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        waiters.append(waiter)
         await waiter
 
-    def commit(self) -> None:
-        """Commit what is pending now (also called directly when the run ends)."""
+    def _start(self) -> None:
+        """Hand what is pending to the writer thread (unless a commit is running there)."""
         self._scheduled = False
+        if self._writing is not None:
+            return  # ``_written`` starts the next one
         batch, self._pending = self._pending, []
         waiters, self._waiters = self._waiters, []
-        error = self.failed
-        if batch and error is None:
+        if not batch or self.failed is not None:
+            _settle(waiters, self.failed)
+            return
+        loop = asyncio.get_running_loop()
+        writing = self._thread.submit(self.store.append_many, batch)
+        self._writing, self._writing_waiters = writing, waiters
+        writing.add_done_callback(
+            lambda done: loop.call_soon_threadsafe(self._written, done)
+        )  # fmt: skip
+
+    def _written(self, done: concurrent.futures.Future[None]) -> None:
+        if done is not self._writing:
+            return  # already settled by ``commit`` (the run ended while it was written)
+        self._settle_writing()
+        if self._pending or self._waiters:
+            self._start()
+
+    def _settle_writing(self) -> None:
+        writing, self._writing = self._writing, None
+        waiters, self._writing_waiters = self._writing_waiters, []
+        assert writing is not None
+        error = writing.exception()
+        if error is not None and self.failed is None:
+            assert isinstance(error, Exception)
+            self.failed = error  # a full disk, or a payload that is not JSON
+            self.on_error(error)
+        _settle(waiters, self.failed)
+
+    def commit(self) -> None:
+        """Commit everything handed over, here and now (when the run ends or stops): wait
+        for the writer thread's commit, then write what is still pending."""
+        if self._writing is not None:
+            concurrent.futures.wait([self._writing])
+            self._settle_writing()
+        batch, self._pending = self._pending, []
+        waiters, self._waiters = self._waiters, []
+        if batch and self.failed is None:
             try:
                 self.store.append_many(batch)
-            except Exception as exc:  # a full disk, or a payload that is not JSON
-                error = self.failed = exc
+            except Exception as exc:
+                self.failed = exc
                 self.on_error(exc)
-        for waiter in waiters:
-            if waiter.done():
-                continue
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
+        _settle(waiters, self.failed)
+
+    def close(self) -> None:
+        self.commit()
+        self._thread.shutdown(wait=True)
+
+
+def _settle(waiters: list[asyncio.Future[None]], error: Exception | None) -> None:
+    for waiter in waiters:
+        if waiter.done():
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
 
 
 class Runner:
@@ -589,10 +650,17 @@ class Runner:
         self._fatal: BaseException | None = None
         self.governor = _Governor(config)
         self._commits = _GroupCommit(store, self._store_failed)
+        self._tasks: list[asyncio.Task[None]] = []  # the workers, one per trial in flight
 
     def _store_failed(self, exc: Exception) -> None:
         if self._fatal is None:  # disk full or broken store: stop everything
             self._fatal = exc
+        # Now, not at each trial's next request: nothing more is stored, so what the
+        # trials in flight would get is lost anyway (they stay 'running' for ``resume``).
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
 
     def backend_for(self, row: TrialRow) -> Backend:
         """The backend (endpoint) this trial is pinned to for its whole life."""
@@ -638,18 +706,24 @@ class Runner:
             n = n // count + (1 if index < n % count else 0)  # >= 1: workers <= concurrency
             queues.append(queue)
             queues += [queue] * (min(max(1, n), len(endpoint_rows)) - 1)
-        workers: list[asyncio.Task[None]] = []
+        workers = self._tasks
         try:
             # The endpoints' workers interleaved, and started in chunks (START_CHUNK).
             for queue in _interleaved(queues):
+                if self._fatal is not None:
+                    break
                 workers.append(asyncio.create_task(self._worker(queue)))
                 if len(workers) % START_CHUNK == 0:
                     await asyncio.sleep(0)
             await asyncio.gather(*workers)
+        except asyncio.CancelledError:
+            if self._fatal is None:
+                raise  # the run itself was cancelled
+            # else: the workers were stopped by a failed commit (raised below)
         finally:
             for w in workers:
                 w.cancel()
-            self._commits.commit()  # whatever a stopping or cancelled run handed over
+            self._commits.close()  # whatever a stopping or cancelled run handed over
         if self._fatal is not None:
             raise self._fatal
         if self.governor.reason is not None:

@@ -326,7 +326,9 @@ class RunStore:
     @classmethod
     def _connect_new(cls, path: Path, lock: _WriterLock) -> RunStore:
         try:
-            conn = sqlite3.connect(path / DATABASE, isolation_level=None, timeout=30)
+            conn = sqlite3.connect(
+                path / DATABASE, isolation_level=None, timeout=30, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a commit survives the process being killed.
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -344,7 +346,9 @@ class RunStore:
         """Open to write a store that exists: it must be ours and intact before anything
         (``integrity``: read every page to know it is intact; see ``_check_store``)."""
         try:
-            conn = sqlite3.connect(path / DATABASE, isolation_level=None, timeout=30)
+            conn = sqlite3.connect(
+                path / DATABASE, isolation_level=None, timeout=30, check_same_thread=False
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store in {path}: {exc}") from None
         try:
