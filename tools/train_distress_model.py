@@ -1,7 +1,7 @@
 """Fit the shipped distress model to the packaged labelled sets and write its weights.
 
     python tools/train_distress_model.py            # writes src/.../data/linear_distress.json
-    python tools/train_distress_model.py --check    # exit 1 if the shipped file differs
+    python tools/train_distress_model.py --check    # exit 1 if it differs beyond rounding
 
 Fitted on the 320 double-coded census replies, the 220 single-coded ones, the ``dev``
 batch of the AI-coded set and the hand-written set (``training_corpus``). The penalty,
@@ -20,9 +20,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from obedience.analysis.classifiers._evaluate import (
     AI_CODED_SET_NAME,
@@ -82,13 +84,35 @@ def build() -> str:
     return json.dumps(model.to_dict(), indent=0, sort_keys=True) + "\n"
 
 
+def same_record(a: Any, b: Any) -> bool:
+    """Two fitted records equal up to floating-point rounding: another numpy or BLAS sums
+    in another order (numpy 2.4 moved the fit by 1e-12, with every verdict the same)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return (
+            isinstance(a, (int, float))
+            and isinstance(b, (int, float))
+            and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+        )
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict) and a.keys() == b.keys() and all(same_record(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, list):
+        return (
+            isinstance(b, list)
+            and len(a) == len(b)
+            and all(same_record(x, y) for x, y in zip(a, b, strict=True))
+        )
+    return bool(a == b)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare with the shipped file")
     args = parser.parse_args()
     text = build()
     if args.check:
-        same = OUT.read_text(encoding="utf-8") == text
+        same = same_record(json.loads(OUT.read_text(encoding="utf-8")), json.loads(text))
         print(f"{OUT}: {'up to date' if same else 'DIFFERS from a fresh fit'}")
         sys.exit(0 if same else 1)
     OUT.write_text(text, encoding="utf-8")
