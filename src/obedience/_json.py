@@ -35,25 +35,19 @@ _COMPACT = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"))
 
 
 def _has_non_finite(value: Any) -> bool:
-    """Whether a NaN or an infinity is anywhere in ``value`` (a loop: this runs for most
-    payloads, and a recursive walk cost four times the encoding itself)."""
+    """Whether a NaN or an infinity is anywhere in ``value``, which orjson has encoded, so
+    it holds exact JSON types only (subclasses went to the standard library). A loop:
+    this runs for most payloads, and a recursive walk cost four times the encoding."""
     todo = [value]
     while todo:
         item = todo.pop()
         kind = type(item)
-        if kind is str or kind is int or item is None or kind is bool:
-            continue
         if kind is dict:
             todo.extend(item.values())
         elif kind is list or kind is tuple:
             todo.extend(item)
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                return True
-        elif isinstance(item, dict):
-            todo.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            todo.extend(item)
+        elif kind is float and not math.isfinite(item):
+            return True
     return False
 
 

@@ -71,6 +71,6 @@ def test_the_endpoints_slots_are_taken_in_turn() -> None:
 
     a: asyncio.Queue[Any] = asyncio.Queue()
     b: asyncio.Queue[Any] = asyncio.Queue()
-    order = _interleaved([a, a, a, b])
+    order = _interleaved([(a, 3), (b, 1)])
     assert [q is a for q in order] == [True, False, True, True]
     assert _interleaved([]) == []

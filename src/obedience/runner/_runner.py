@@ -494,14 +494,13 @@ def _fewer_collections() -> Iterator[None]:
             gc.set_threshold(*saved)
 
 
-def _interleaved(slots: list[asyncio.Queue[TrialRow]]) -> list[asyncio.Queue[TrialRow]]:
-    """One worker slot per trial in flight, the endpoints' slots taken in turn (each
-    endpoint's trials start from the first chunk, not after every other endpoint's)."""
-    by_queue: dict[int, list[asyncio.Queue[TrialRow]]] = {}
-    for queue in slots:
-        by_queue.setdefault(id(queue), []).append(queue)
-    groups = list(by_queue.values())
-    return [g[i] for i in range(max(map(len, groups), default=0)) for g in groups if i < len(g)]
+def _interleaved(
+    slots: list[tuple[asyncio.Queue[TrialRow], int]],
+) -> list[asyncio.Queue[TrialRow]]:
+    """One worker per trial in flight, the endpoints' (queue, count) taken in turn: each
+    endpoint's trials start from the first chunk, not after every other endpoint's."""
+    most = max((n for _, n in slots), default=0)
+    return [queue for i in range(most) for queue, n in slots if i < n]
 
 
 class _GroupCommit:
@@ -695,7 +694,7 @@ class Runner:
         for row in todo:
             by_endpoint[self.backend_for(row).endpoint].append(row)
         limits = {strip_userinfo(e.url): e.concurrency for e in self.config.endpoints}
-        queues: list[asyncio.Queue[TrialRow]] = []
+        slots: list[tuple[asyncio.Queue[TrialRow], int]] = []  # (queue, trials in flight)
         for endpoint, endpoint_rows in by_endpoint.items():
             queue: asyncio.Queue[TrialRow] = asyncio.Queue()
             for row in endpoint_rows:
@@ -704,12 +703,11 @@ class Runner:
             n = limits.get(endpoint) or self.config.concurrency or backend.default_concurrency
             index, count = self.share
             n = n // count + (1 if index < n % count else 0)  # >= 1: workers <= concurrency
-            queues.append(queue)
-            queues += [queue] * (min(max(1, n), len(endpoint_rows)) - 1)
+            slots.append((queue, min(max(1, n), len(endpoint_rows))))
         workers = self._tasks
         try:
             # The endpoints' workers interleaved, and started in chunks (START_CHUNK).
-            for queue in _interleaved(queues):
+            for queue in _interleaved(slots):
                 if self._fatal is not None:
                     break
                 workers.append(asyncio.create_task(self._worker(queue)))
