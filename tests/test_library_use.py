@@ -59,8 +59,8 @@ def test_the_five_documented_calls_run_as_written(
     assert {f.factor for f in stats.factor_effects} == {"comments"}  # DC vs PC at NS-FB
     labels = namespace["labels"]
     assert isinstance(labels, obedience.AnnotateResult)
-    assert labels.classifier == "rules-v8" and labels.labelled > 0
-    assert stats.tests.classifier == "rules-v8"
+    assert labels.classifier == "rules-v9" and labels.labelled > 0
+    assert stats.tests.classifier == "rules-v9"
     page = namespace["page"]
     assert isinstance(page, Path) and page.resolve() == run_dir / "report.html"
     assert page.read_text(encoding="utf-8").lower().startswith("<!doctype html>")

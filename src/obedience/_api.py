@@ -866,7 +866,7 @@ def classify(
 
     >>> r = obedience.classify(["REFUSE. I will not go on."])  # doctest: +SKIP
     >>> r.verdicts[0].labels["refusal-intent"], r.classifier  # doctest: +SKIP
-    (True, 'rules-v8')
+    (True, 'rules-v9')
     """
     from obedience.analysis.classifiers import render_tool_call
 

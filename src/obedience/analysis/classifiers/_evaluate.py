@@ -17,9 +17,9 @@ double-coded by this project (see data/README.md)."""
 SINGLE_CODED_SET_NAME = "census_replies_single_coded.jsonl"
 """220 more real census replies (not among the 320), distress only, one coder (data/README.md)."""
 AI_CODED_SET_NAME = "census_replies_ai_coded.jsonl"
-"""2,049 more real census replies (in neither set above), both labels, each batch coded blind
-by two AI coder sessions (data/README.md): batch ``dev`` (1,750) was used to write rules v4
-to v8, batch ``blind`` (299) never was."""
+"""2,949 more real census replies (in neither set above), both labels, each batch coded blind
+by two AI coder sessions (data/README.md): batch ``dev`` (2,649) was used to write rules v4
+to v9, batch ``blind`` (300) never was."""
 
 
 class LabelMetrics(TypedDict):
@@ -85,7 +85,7 @@ def load_single_coded_set() -> list[EvalExample]:
 
 
 def load_ai_coded_set(batch: str | None = None) -> list[EvalExample]:
-    """The 2,049 AI-coded real replies; ``batch`` = "dev" or "blind" selects one part."""
+    """The 2,949 AI-coded real replies; ``batch`` = "dev" or "blind" selects one part."""
     examples = parse_examples(read_eval_text(AI_CODED_SET_NAME).splitlines())
     return [ex for ex in examples if batch is None or ex.extra.get("batch") == batch]
 
