@@ -14,14 +14,17 @@ peak RSS is the runner's.
 
 Cells (trials all start at once, so CONCURRENCY trials are in flight):
 
-* ``c32_100ms``:  32 in flight at 100 ms, obedient subject (12 decisions a trial);
-* ``c256_500ms``: 256 at 500 ms, obedient (12 decisions);
+* ``c32_100ms``:  32 in flight at 100 ms, obedient subject (12 decisions a trial), 320
+  trials (ten waves);
+* ``c256_500ms``: 256 at 500 ms, obedient (12 decisions), 1,024 trials (four waves);
 * ``c1024_2s``:   1,024 at 2 s, defiant subject (6 decisions a trial: it refuses, is
   prodded and ends, which keeps the cell short);
 * ``c10000_5s``:  10,000 trials in flight at 5 s, defiant (6 decisions).
 
 The server's own ceiling is printed from the CPU time each server process used per
-request it served, and so is the number of connections its listen queues dropped during
+request it served, and so is the latency it served on average (its timers fire late, so it
+aims early by their measured lateness: the latency served is the latency asked for, not
+0.5-1 ms more of the server's own), and the number of connections its listen queues dropped during
 the cell (Linux; it should be 0: a dropped connection is retried a second later).
 ``--compare`` also runs the 32 and 256 cells with the openai SDK's transports
 (``openai-aiohttp``: the SDK's ``DefaultAioHttpClient``; ``openai-httpx``: its default
@@ -71,9 +74,13 @@ class Cell:
     subject: str
 
 
+# The 32 and 256 cells run ten and four waves of trials: a cell of one to three waves
+# (96 and 256 trials before 2026-12-04) timed mostly its start and its last wave's
+# stragglers, and its trials, all started at once against a server of constant latency,
+# stayed in lockstep, their replies arriving in bursts of the whole cell.
 CELLS = {
-    "c32_100ms": Cell(32, 0.1, 96, "obedient"),
-    "c256_500ms": Cell(256, 0.5, 256, "obedient"),
+    "c32_100ms": Cell(32, 0.1, 320, "obedient"),
+    "c256_500ms": Cell(256, 0.5, 1024, "obedient"),
     "c1024_2s": Cell(1024, 2.0, 1024, "defiant"),
     "c10000_5s": Cell(10_000, 5.0, 10_000, "defiant"),
 }
@@ -126,9 +133,10 @@ def listen_overflows() -> int | None:
     return None
 
 
-def stop_servers(procs: list[subprocess.Popen[str]]) -> tuple[int, float]:
-    """(requests served, CPU seconds used) summed over the server processes."""
-    served, cpu = 0, 0.0
+def stop_servers(procs: list[subprocess.Popen[str]]) -> tuple[int, float, float]:
+    """(requests served, CPU seconds used, seconds of latency served) summed over the
+    server processes."""
+    served, cpu, waited = 0, 0.0, 0.0
     for proc in procs:
         proc.terminate()
     for proc in procs:
@@ -138,7 +146,8 @@ def stop_servers(procs: list[subprocess.Popen[str]]) -> tuple[int, float]:
                 stats = json.loads(line[6:])
                 served += int(stats["chat_requests"])
                 cpu += float(stats["cpu_s"])
-    return served, cpu
+                waited += float(stats.get("served_latency_s", 0.0))
+    return served, cpu, waited
 
 
 # ----------------------------------------------------------------------------- child
@@ -237,7 +246,7 @@ def measure(
             cmd += ["--profile", name]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     finally:
-        served, server_cpu = stop_servers(procs)
+        served, server_cpu, waited = stop_servers(procs)
         after = listen_overflows()
         dropped = None if overflows is None or after is None else after - overflows
     if done.returncode != 0 or not done.stdout.strip():
@@ -254,6 +263,7 @@ def measure(
         runner_us=1e6 * result["cpu"] / max(1, result["decisions"]),
         server_us=1e6 * server_cpu / max(1, served),
         served=served,
+        served_ms=1000 * waited / max(1, served),
         dropped=dropped,
     )
     return result
@@ -270,7 +280,8 @@ def describe(
         f"{r['rate']:7.1f}/s of ideal {r['ideal']:6.0f}/s = {r['ratio']:.3f}; "
         f"runner {r['runner_us']:4.0f} us CPU/decision, peak RSS {r['rss_mb']:6.0f} MB; "
         f"server {r['server_us']:4.0f} us CPU/request (ceiling ~{ceiling:,.0f}/s on "
-        f"{servers} free cores); errors {r['errors']}; connections the server's listen "
+        f"{servers} free cores), latency served {r['served_ms']:.1f} ms; errors {r['errors']}; "
+        f"connections the server's listen "
         f"queues dropped: {'?' if r['dropped'] is None else r['dropped']}"
     )
 

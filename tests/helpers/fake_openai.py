@@ -127,6 +127,8 @@ class FakeOpenAI:
         # Lean (benchmarks): every chat request gets the same prepared answer, without the
         # body being parsed, so the server spends little of a shared machine's CPU.
         self._lean_answer: bytes | None = None
+        self._lateness = 0.0  # how late the lean server's timers fire, a running mean
+        self.served_latency_s = 0.0  # summed over its chat requests
         if lean:
             if self.subject not in (obedient, defiant) or faults or fault_for or respond:
                 raise ValueError("lean serves a fixed answer: obedient or defiant, no faults")
@@ -223,6 +225,23 @@ class FakeOpenAI:
             if not writer.transport.is_closing():
                 writer.close()
 
+    async def _lean_wait(self, latency: float) -> None:
+        """Wait ``latency`` seconds from now, on average exactly (the lean server only).
+
+        asyncio's timers fire late: epoll waits whole milliseconds, rounded up, so a plain
+        ``sleep(latency)`` added 0.5-1 ms of the server's own to every request. The lean
+        server aims that much earlier, by a running mean of how late its timers fired, so
+        the latency it serves is the latency asked for (``served_latency_s`` in its
+        statistics, for the benchmark to print)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        target = start + latency - self._lateness
+        await asyncio.sleep(max(0.0, target - start))
+        now = loop.time()
+        self._lateness += 0.05 * ((now - target) - self._lateness)
+        self._lateness = min(max(self._lateness, 0.0), 0.005)
+        self.served_latency_s += now - start
+
     async def _respond(
         self,
         method: str,
@@ -251,7 +270,7 @@ class FakeOpenAI:
             with self.lock:
                 self.chat_requests += 1
             if self.latency > 0:
-                await asyncio.sleep(self.latency)
+                await self._lean_wait(self.latency)
             return await _send(writer, 200, self._lean_answer)
         if method != "POST" or not path.endswith("/chat/completions"):
             return await _send(writer, 404, {"error": {"message": f"no route {method} {path}"}})
@@ -404,7 +423,11 @@ def main(argv: list[str] | None = None) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_until_terminated())
     # What this process served and the CPU it used: a benchmark reads the server's ceiling.
-    stats = {"chat_requests": server.chat_requests, "cpu_s": time.process_time()}
+    stats = {
+        "chat_requests": server.chat_requests,
+        "cpu_s": time.process_time(),
+        "served_latency_s": server.served_latency_s,
+    }
     print(f"STATS {json.dumps(stats)}", flush=True)
 
 
