@@ -146,7 +146,7 @@ def stop_servers(procs: list[subprocess.Popen[str]]) -> tuple[int, float, float]
                 stats = json.loads(line[6:])
                 served += int(stats["chat_requests"])
                 cpu += float(stats["cpu_s"])
-                waited += float(stats.get("served_latency_s", 0.0))
+                waited += float(stats["served_latency_s"])
     return served, cpu, waited
 
 

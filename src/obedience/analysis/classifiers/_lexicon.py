@@ -1054,8 +1054,8 @@ EXPERIMENTER_GAP: Final = re.compile(
 )
 # "Dr. Williams leans forward, concerned": his feeling, after a short action of his.
 EXPERIMENTER_ACTION: Final = re.compile(
-    r"\b(?:dr\.?\s+)?williams\s+[^.!?\n,;:]{1,40},\s*(?:\w+ly\s+)?$|"
-    r"\b(?:dr\.?\s+)?williams\s+[^.!?\n,;:]{1,40}?\b(?:looks?|seems?|appears?|sounds?)\s+(?:\w+ly\s+)?$",
+    r"\b(?:dr\.?\s+)?williams\s+[^.!?\n,;:]{1,40}?(?:,\s*|\b(?:looks?|seems?|appears?|sounds?)\s+)"
+    r"(?:\w+ly\s+)?$",
     _I,
 )
 # Signs that a reply cut off before its action line was going on with the shock.
